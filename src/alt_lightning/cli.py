@@ -1,0 +1,168 @@
+"""The ``alt`` command: LightningCLI (fit / validate / test / predict) plus ALT's own subcommands.
+
+``alt fit --config configs/experiments/k400_b16.yaml`` trains; ``alt test --config ... --ckpt_path X.ckpt`` tests with
+the model and data settings restored from the checkpoint (explicit arguments win). Extra subcommands (``alt corpus``,
+``alt flops``, ...) are plain functions registered in :data:`EXTRA_COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import LightningCLI
+
+from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.lightning.module import ALTModule
+
+#: ``alt <name> ...`` -> ``"module:function"`` taking ``argv`` and returning an exit code.
+EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": ("alt_lightning.commands.corpus:main", "inspect, validate, build, merge and embed entity corpora"),
+}
+
+#: Model arguments filled by links from the DataModule; never restored from a checkpoint.
+LINKED_MODEL_ARGS = ("class_names",)
+
+
+def _run_version() -> str:
+    """One run name shared by DDP ranks (children inherit the environment of the launching process)."""
+    return os.environ.setdefault("ALT_RUN_VERSION", time.strftime("%Y%m%d-%H%M%S"))
+
+
+def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any]:
+    """Trainer defaults: TensorBoard + CSV logs in one folder, rich progress and summary, best/last checkpoints."""
+    version = _run_version()
+    logger_args = {"save_dir": save_dir, "name": name, "version": version}
+    return {
+        "logger": [
+            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": logger_args},
+            {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": logger_args},
+        ],
+        "callbacks": [
+            {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
+            {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
+            {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor", "init_args": {"logging_interval": "step"}},
+            {
+                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                "init_args": {
+                    "monitor": "val/top1", "mode": "max", "filename": "best", "save_last": True,
+                    "auto_insert_metric_name": False,
+                },
+            },
+        ],
+    }
+
+
+class ALTCLI(LightningCLI):
+    """LightningCLI with ALT's links, defaults and checkpoint-restored settings."""
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        """Class names flow from the DataModule to the model, so configs never repeat them."""
+        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        parser.set_defaults({f"trainer.{k}": v for k, v in trainer_defaults().items()})
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse, with a checkpoint's model and data settings as defaults under the user's own arguments."""
+        argv = list(sys.argv[1:] if args is None else args)
+        if isinstance(args, (list, tuple)) or args is None:
+            argv = _with_checkpoint_defaults(argv)
+        super().parse_arguments(parser, argv if isinstance(args, (list, tuple)) or args is None else args)
+
+    def _parse_ckpt_path(self) -> None:
+        """Done in :meth:`parse_arguments` instead (Lightning's version lets the checkpoint override the user)."""
+
+    def after_fit(self) -> None:
+        """Point ``<save_dir>/<name>/latest`` at this run and print where the best checkpoint is."""
+        cb = self.trainer.checkpoint_callback
+        best = getattr(cb, "best_model_path", "") if cb is not None else ""
+        if self.trainer.is_global_zero and self.trainer.log_dir:
+            run = Path(self.trainer.log_dir)
+            latest = run.parent / "latest"
+            if latest.is_symlink() or latest.exists():
+                latest.unlink()
+            latest.symlink_to(run.name, target_is_directory=True)
+            if best:
+                (run / "best_checkpoint.txt").write_text(best + "\n")
+                self.trainer.print(f"best checkpoint: {best}")
+
+    def after_test(self) -> None:
+        """Print the headline numbers and the corpus the checkpoint used."""
+        m = self.trainer.callback_metrics
+        if self.trainer.is_global_zero and "test/top1" in m:
+            corpus = getattr(self.model, "corpus_info", {})
+            line = (
+                f"test top-1: {100 * float(m['test/top1']):.2f}%  top-5: {100 * float(m['test/top5']):.2f}%  "
+                f"mean-class: {100 * float(m['test/mean_class']):.2f}%  videos: {int(m['test/videos'])}  "
+                f"failed: {int(m['test/failed_videos'])}"
+            )
+            if corpus:
+                line += f"  corpus: {corpus.get('name')} {corpus.get('version')} ({str(corpus.get('hash'))[:12]})"
+            self.trainer.print(line)
+
+
+def _with_checkpoint_defaults(argv: list[str]) -> list[str]:
+    """Insert a checkpoint's saved model/data settings right after the subcommand, so later arguments win."""
+    if not argv or argv[0] not in ("fit", "validate", "test", "predict"):
+        return argv
+    ckpt = None
+    for i, a in enumerate(argv):
+        if a.startswith("--ckpt_path="):
+            ckpt = a.split("=", 1)[1]
+        elif a == "--ckpt_path" and i + 1 < len(argv):
+            ckpt = argv[i + 1]
+    if not ckpt or not Path(ckpt).is_file():
+        return argv
+    saved = torch.load(ckpt, weights_only=True, map_location="cpu")
+    injected = []
+    for key, hp_key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+        hp = dict(saved.get(hp_key) or {})
+        hp.pop("_instantiator", None)
+        class_path = hp.pop("_class_path", None)
+        if not hp or class_path is None:
+            continue
+        if key == "model":
+            for linked in LINKED_MODEL_ARGS:
+                hp.pop(linked, None)
+        injected.append(f"--{key}={json.dumps({'class_path': class_path, 'init_args': hp})}")
+    return [argv[0], *injected, *argv[1:]]
+
+
+def _print_extra_help() -> None:
+    print("ALT subcommands besides fit / validate / test / predict:")
+    for name, (_, doc) in EXTRA_COMMANDS.items():
+        print(f"  alt {name:<12} {doc}")
+    print()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of the ``alt`` command.
+
+    Args:
+        args: Arguments without the program name; ``None`` reads ``sys.argv``.
+    """
+    argv = list(sys.argv[1:] if args is None else args)
+    if argv and argv[0] in EXTRA_COMMANDS:
+        module, func = EXTRA_COMMANDS[argv[0]][0].split(":")
+        return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    if not argv or argv[0] in ("-h", "--help"):
+        _print_extra_help()
+    ALTCLI(
+        ALTModule,
+        VideoDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=argv,
+        auto_configure_optimizers=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

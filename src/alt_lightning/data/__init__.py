@@ -1,0 +1,1 @@
+"""Video data: annotation parsers, sampling, PyAV decoding, transforms and the generic video dataset."""

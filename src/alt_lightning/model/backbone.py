@@ -1,0 +1,119 @@
+"""Loading the frozen open_clip backbone: model configs as data, pretrained tags or files, fingerprints.
+
+The backbone is described by ``(model_name, pretrained)`` and rebuilt from that description; its weights are never
+stored in our checkpoints. A fingerprint of the weights is stored instead, so that a checkpoint trained on one set
+of weights is not silently evaluated on another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+from torch import nn
+
+_REGISTERED = False
+
+
+def model_config_dir() -> Path:
+    """Folder of the model configs shipped with the package (``alt-tiny`` and friends)."""
+    return Path(str(resources.files("alt_lightning") / "resources" / "model_configs"))
+
+
+def register_model_configs(extra: str | Path | None = None) -> list[str]:
+    """Register the package's JSON model configs (and optionally a user's file or folder) with open_clip.
+
+    Args:
+        extra: A JSON model config or a folder of them, registered under their file stems.
+
+    Returns:
+        The names now known to open_clip that came from these configs.
+    """
+    global _REGISTERED
+    names = []
+    if not _REGISTERED:
+        open_clip.add_model_config(model_config_dir())
+        _REGISTERED = True
+    names += [p.stem for p in model_config_dir().glob("*.json")]
+    if extra is not None:
+        open_clip.add_model_config(Path(extra))
+        names += [p.stem for p in Path(extra).glob("*.json")] if Path(extra).is_dir() else [Path(extra).stem]
+    return names
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What the backbone expects of its input images (taken from open_clip, never hard-coded)."""
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+
+
+def preprocess_config(clip_model: nn.Module) -> PreprocessConfig:
+    """Read the image size, mean and std the backbone was trained with."""
+    cfg: dict[str, Any] = dict(getattr(clip_model.visual, "preprocess_cfg", {}) or {})
+    size = cfg.get("size", getattr(clip_model.visual, "image_size", 224))
+    if isinstance(size, (tuple, list)):
+        if size[0] != size[1]:
+            raise ValueError(f"Non-square backbone input {size} is not supported.")
+        size = size[0]
+    mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
+    std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
+    return PreprocessConfig(int(size), mean, std, str(cfg.get("interpolation", "bicubic")))  # type: ignore[arg-type]
+
+
+def load_clip(model_name: str, pretrained: str | None = None, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Build an open_clip CLIP model and load its weights.
+
+    Args:
+        model_name: An open_clip architecture name (``ViT-B-16``, ``ViT-L-14``) or one of ours (``alt-tiny``).
+        pretrained: An open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``), a path to a checkpoint file
+            (``.pt``, ``.bin``, ``.safetensors``, a state_dict or an open_clip checkpoint), or ``None``/``""`` for
+            random weights (tests, FLOP counting).
+
+    Returns:
+        The CLIP model in eval mode.
+    """
+    register_model_configs()
+    if model_name not in open_clip.list_models():
+        raise ValueError(
+            f"Unknown backbone {model_name!r}. Known: ViT-B-32, ViT-B-16, ViT-L-14, ... and our configs "
+            f"{sorted(p.stem for p in model_config_dir().glob('*.json'))}; register your own JSON config with "
+            "alt_lightning.model.backbone.register_model_configs(path)."
+        )
+    if pretrained:
+        is_file = Path(pretrained).expanduser().is_file()
+        if not is_file and pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
+            raise ValueError(
+                f"pretrained={pretrained!r} is neither a file nor a known tag of {model_name}. Known tags: "
+                f"{open_clip.list_pretrained_tags_by_model(model_name)}."
+            )
+        if is_file:
+            pretrained = str(Path(pretrained).expanduser())
+    model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
+    return model.eval()
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A short hash of a module's parameters and buffers (names, shapes and values).
+
+    Used to check at load time that a checkpoint meets the same frozen weights it was trained with.
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        t = tensor.detach().to("cpu").contiguous()
+        # Hash a strided subsample: full ViT-L weights are ~1 GB and a subsample already separates checkpoints.
+        flat = t.reshape(-1)
+        if flat.numel() > 4096:
+            flat = flat[:: flat.numel() // 4096]
+        h.update(flat.float().numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -1,0 +1,75 @@
+"""Class-name lists shipped with the package, exactly as the datasets publish them.
+
+See ``resources/classes/README`` in the repository's shared notes for their sources. Line ``i`` of a list is
+label id ``i - 1``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+#: Names of the shipped lists (file stems under ``resources/classes``).
+SHIPPED_LISTS = (
+    "kinetics400",
+    "kinetics600",
+    "kinetics700",
+    "ucf101",
+    "hmdb51",
+    "ssv2",
+    "k600_novel",
+    "k600_zs_split1",
+    "k600_zs_split2",
+    "k600_zs_split3",
+)
+
+#: K400 classes that Kinetics-600 renamed or re-scoped (K400 name -> K600 name). They are not novel in K600.
+K400_TO_K600_RENAMES: dict[str, str] = {
+    "baby waking up": "waking up",
+    "balloon blowing": "inflating balloons",
+    "changing wheel": "changing wheel (not on bike)",
+    "cooking sausages": "cooking sausages (not on barbeque)",
+    "dying hair": "dyeing hair",
+    "garbage collecting": "person collecting garbage",
+    "hugging": "hugging (not baby)",
+    "making bed": "making the bed",
+    "opening bottle": "opening bottle (not wine)",
+    "passing American football (not in game)": "passing american football (not in game)",
+    "throwing ball": "throwing ball (not baseball or American football)",
+    "tying tie": "tying necktie",
+}
+
+
+def read_class_file(path: str | Path) -> list[str]:
+    """Read a class-name file: one name per line, blank lines ignored, duplicates refused."""
+    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    names = [n for n in names if n]
+    seen: dict[str, int] = {}
+    for i, n in enumerate(names, 1):
+        if n in seen:
+            raise ValueError(f"{path}: class {n!r} appears twice (lines {seen[n]} and {i}); names must be unique.")
+        seen[n] = i
+    return names
+
+
+def class_names(spec: str | Path) -> list[str]:
+    """Class names of a shipped list (``"kinetics400"``, ``"ucf101"``, ...) or of a text file.
+
+    Raises:
+        ValueError: If ``spec`` is neither a shipped list nor an existing file.
+    """
+    if str(spec) in SHIPPED_LISTS:
+        return read_class_file(Path(str(resources.files("alt_lightning") / "resources" / "classes")) / f"{spec}.txt")
+    if Path(spec).is_file():
+        return read_class_file(spec)
+    raise ValueError(f"Class list {spec!r} is neither a shipped list {SHIPPED_LISTS} nor a file.")
+
+
+def k600_novel_classes() -> list[str]:
+    """The 220 Kinetics-600 classes absent from Kinetics-400, computed from the shipped lists.
+
+    Exact string difference gives 232; the 12 renamed K400 classes (``K400_TO_K600_RENAMES``) are not novel.
+    """
+    k400 = set(class_names("kinetics400"))
+    renamed = set(K400_TO_K600_RENAMES.values())
+    return sorted(c for c in class_names("kinetics600") if c not in k400 and c not in renamed)
