@@ -74,6 +74,21 @@ class ALTCLI(LightningCLI):
             argv = _with_checkpoint_defaults(argv)
         super().parse_arguments(parser, argv if isinstance(args, (list, tuple)) or args is None else args)
 
+    def before_instantiate_classes(self) -> None:
+        """Drop default callbacks that the user's settings rule out (no progress bar, no logger)."""
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = cfg.get("trainer") if cfg is not None else None
+        if trainer is None or not trainer.get("callbacks"):
+            return
+        drop = []
+        if trainer.get("enable_progress_bar") is False:
+            drop.append("ProgressBar")
+        if trainer.get("logger") is False:
+            drop.append("LearningRateMonitor")
+        trainer.callbacks = [
+            c for c in trainer.callbacks if not any(d in str(getattr(c, "class_path", c)) for d in drop)
+        ]
+
     def _parse_ckpt_path(self) -> None:
         """Done in :meth:`parse_arguments` instead (Lightning's version lets the checkpoint override the user)."""
 

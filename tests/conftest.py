@@ -1,0 +1,97 @@
+"""Shared fixtures: offline settings, a tiny synthetic video dataset and a tiny entity corpus.
+
+Everything is written by the tests themselves (PyAV videos, corpus files); no network, no downloaded weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Four classes: two differ only by direction of motion.
+TINY_CLASSES = (
+    ("red", "square", "right"),
+    ("red", "square", "left"),
+    ("green", "disc", "up"),
+    ("blue", "triangle", "down"),
+)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private text-embedding cache per test session."""
+    path = tmp_path_factory.mktemp("alt_cache")
+    os.environ["ALT_CACHE_DIR"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic dataset: 4 classes, 6/2/3 videos per class, 12 frames of 64x64 h264."""
+    from alt_lightning.data.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_dataset(
+        root, classes=TINY_CLASSES, videos_per_class={"train": 6, "val": 2, "test": 3}, num_frames=12, seed=0
+    )
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-entity corpus file in the shipped format."""
+    from alt_lightning.text.corpus import Corpus, EntityRecord, write_corpus
+
+    units = [
+        ("hand", "body part", "The end of the arm with palm and five fingers."),
+        ("foot", "body part", "The lower end of the leg that touches the ground."),
+        ("head", "body part", "The top of the body with face, eyes and hair."),
+        ("red square", "object", "A flat square shape painted bright red."),
+        ("green disc", "object", "A flat round disc coloured green."),
+        ("blue triangle", "object", "A flat triangle shape coloured blue."),
+        ("noisy background", "scene", "A dark grainy backdrop with random speckles."),
+        ("rightward motion", "motion", "Something travelling from the left edge toward the right edge."),
+        ("leftward motion", "motion", "Something travelling from the right edge toward the left edge."),
+        ("upward motion", "motion", "Something rising from the bottom of the frame toward the top."),
+        ("downward motion", "motion", "Something falling from the top of the frame toward the bottom."),
+        ("bright colour", "attribute", "A saturated, vivid colour that stands out from its surroundings."),
+    ]
+    corpus = Corpus(
+        name="tiny-test",
+        version="0.0.1",
+        description="Test corpus.",
+        records=tuple(sorted((EntityRecord(u, k, d, {}) for u, k, d in units), key=lambda r: r.unit)),
+    )
+    return write_corpus(corpus, tmp_path_factory.mktemp("corpus") / "tiny.jsonl")
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved state_dict of the tiny CLIP (seed 0), loaded through the real `pretrained=<file>` path."""
+    import torch
+
+    from alt_lightning.model.backbone import load_clip
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "alt-tiny-seed0.pt"
+    torch.save(load_clip("alt-tiny").state_dict(), path)
+    return path
+
+
+@pytest.fixture
+def module_kwargs(tiny_corpus: Path, tiny_weights: Path) -> dict:
+    """ALTModule arguments for the tiny backbone with saved random weights."""
+    return {
+        "model_name": "alt-tiny",
+        "pretrained": str(tiny_weights),
+        "corpus": str(tiny_corpus),
+        "encoder": {"r": 2},
+        "adapter": {"layers": 1, "heads": 4},
+    }

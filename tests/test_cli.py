@@ -1,0 +1,95 @@
+"""The `alt` command end to end: help, fit + test in-process, the demo config, checkpoint-restored settings."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alt_lightning.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_alt_help_lists_lightning_and_extra_subcommands() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "alt_lightning", "--help"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert out.returncode == 0, out.stderr
+    for sub in ("fit", "validate", "test", "predict", "alt corpus"):
+        assert sub in out.stdout
+
+
+def _fit_args(root: Path, corpus: Path, tmp: Path, epochs: int = 2) -> list[str]:
+    return [
+        "--config", str(REPO / "configs" / "demo.yaml"),
+        f"--data.init_args.root={root}",
+        "--data.init_args.num_workers=0",
+        "--data.init_args.batch_size=8",
+        f"--model.init_args.corpus={corpus}",
+        f"--trainer.max_epochs={epochs}",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp}",
+    ]
+
+
+def test_fit_then_test_in_process(synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", *_fit_args(synthetic_root, tiny_corpus, tmp_path)]) == 0
+    ckpts = sorted(tmp_path.rglob("best.ckpt"))
+    assert len(ckpts) == 1, list(tmp_path.rglob("*.ckpt"))
+    # Only trainable weights are stored: the tiny backbone's frozen tower is absent.
+    import torch
+
+    state = torch.load(ckpts[0], weights_only=True, map_location="cpu")
+    assert not any(k.startswith("model.encoder.") for k in state["state_dict"])
+    assert state["alt"]["class_names"][0] == "red square moving right"
+    assert main(["test", *_fit_args(synthetic_root, tiny_corpus, tmp_path), f"--ckpt_path={ckpts[0]}"]) == 0
+    out = capsys.readouterr().out
+    assert "test top-1:" in out and "videos: 12" in out and "failed: 0" in out
+
+
+def test_test_restores_model_and_data_settings_from_checkpoint(
+    synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """`alt test --ckpt_path` with no config: backbone, corpus, data root and sampling come from the checkpoint."""
+    monkeypatch.chdir(tmp_path)
+    args = _fit_args(synthetic_root, tiny_corpus, tmp_path, epochs=1)
+    args += ["--data.init_args.num_frames=4", "--data.init_args.test_clips=3"]
+    assert main(["fit", *args]) == 0
+    ckpt = next(tmp_path.rglob("best.ckpt"))
+    assert main(["test", f"--ckpt_path={ckpt}", "--trainer.logger=false", "--trainer.accelerator=cpu",
+                 "--trainer.enable_progress_bar=false", "--data.init_args.num_workers=0"]) == 0
+    out = capsys.readouterr().out
+    assert "videos: 12" in out
+    cfg = yaml.safe_load((next(tmp_path.rglob("config.yaml"))).read_text())
+    assert cfg["data"]["init_args"]["num_frames"] == 4
+
+
+def test_demo_config_parses_and_runs_one_step(synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = _fit_args(synthetic_root, tiny_corpus, tmp_path, epochs=1)
+    assert main(["fit", *args, "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]) == 0
+
+
+@pytest.mark.slow
+def test_demo_is_learnable(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The demo as `make demo` runs it (shipped corpus, default data): test top-1 at least 2x chance (8 classes)."""
+    from alt_lightning.data.synthetic import write_synthetic_dataset
+
+    monkeypatch.chdir(tmp_path)
+    write_synthetic_dataset(tmp_path / "demo_data", seed=0)
+    cfg = str(REPO / "configs" / "demo.yaml")
+    assert main(["fit", "--config", cfg, "--trainer.enable_progress_bar=false"]) == 0
+    capsys.readouterr()
+    ckpt = tmp_path / "runs" / "demo" / "latest" / "checkpoints" / "best.ckpt"
+    assert main(["test", "--config", cfg, f"--ckpt_path={ckpt}", "--trainer.enable_progress_bar=false"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test top-1:"))
+    top1 = float(line.split("top-1:")[1].split("%")[0])
+    assert top1 >= 2 * 100 / 8, line
