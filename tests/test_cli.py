@@ -17,7 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_alt_help_lists_lightning_and_extra_subcommands() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "alt_lightning", "--help"], capture_output=True, text=True, timeout=120,
+        [sys.executable, "-m", "alt_lightning", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 0, out.stderr
@@ -27,7 +30,8 @@ def test_alt_help_lists_lightning_and_extra_subcommands() -> None:
 
 def _fit_args(root: Path, corpus: Path, tmp: Path, epochs: int = 2) -> list[str]:
     return [
-        "--config", str(REPO / "configs" / "demo.yaml"),
+        "--config",
+        str(REPO / "configs" / "demo.yaml"),
         f"--data.init_args.root={root}",
         "--data.init_args.num_workers=0",
         "--data.init_args.batch_size=8",
@@ -64,15 +68,28 @@ def test_test_restores_model_and_data_settings_from_checkpoint(
     args += ["--data.init_args.num_frames=4", "--data.init_args.test_clips=3"]
     assert main(["fit", *args]) == 0
     ckpt = next(tmp_path.rglob("best.ckpt"))
-    assert main(["test", f"--ckpt_path={ckpt}", "--trainer.logger=false", "--trainer.accelerator=cpu",
-                 "--trainer.enable_progress_bar=false", "--data.init_args.num_workers=0"]) == 0
+    assert (
+        main(
+            [
+                "test",
+                f"--ckpt_path={ckpt}",
+                "--trainer.logger=false",
+                "--trainer.accelerator=cpu",
+                "--trainer.enable_progress_bar=false",
+                "--data.init_args.num_workers=0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "videos: 12" in out
     cfg = yaml.safe_load((next(tmp_path.rglob("config.yaml"))).read_text())
     assert cfg["data"]["init_args"]["num_frames"] == 4
 
 
-def test_demo_config_parses_and_runs_one_step(synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch) -> None:
+def test_demo_config_parses_and_runs_one_step(
+    synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     args = _fit_args(synthetic_root, tiny_corpus, tmp_path, epochs=1)
     assert main(["fit", *args, "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]) == 0

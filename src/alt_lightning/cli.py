@@ -23,7 +23,10 @@ from alt_lightning.lightning.module import ALTModule
 
 #: ``alt <name> ...`` -> ``"module:function"`` taking ``argv`` and returning an exit code.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
-    "corpus": ("alt_lightning.commands.corpus:main", "inspect, validate, build, merge and embed entity corpora"),
+    "corpus": (
+        "alt_lightning.commands.corpus:main",
+        "inspect, validate, build, merge and embed entity corpora",
+    ),
 }
 
 #: Model arguments filled by links from the DataModule; never restored from a checkpoint.
@@ -47,11 +50,17 @@ def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any
         "callbacks": [
             {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
             {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
-            {"class_path": "lightning.pytorch.callbacks.LearningRateMonitor", "init_args": {"logging_interval": "step"}},
+            {
+                "class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
+                "init_args": {"logging_interval": "step"},
+            },
             {
                 "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
                 "init_args": {
-                    "monitor": "val/top1", "mode": "max", "filename": "best", "save_last": True,
+                    "monitor": "val/top1",
+                    "mode": "max",
+                    "filename": "best",
+                    "save_last": True,
                     "auto_insert_metric_name": False,
                 },
             },

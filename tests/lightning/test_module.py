@@ -15,19 +15,31 @@ from alt_lightning.model.backbone import load_clip
 
 def _datamodule(root: Path) -> VideoListDataModule:
     return VideoListDataModule(
-        root=str(root), classes="classes.txt", test_list="test.txt", num_frames=4, batch_size=4, num_workers=0,
+        root=str(root),
+        classes="classes.txt",
+        test_list="test.txt",
+        num_frames=4,
+        batch_size=4,
+        num_workers=0,
         flip=0.0,
     )
 
 
 def _trainer(tmp_path: Path, **kw) -> pl.Trainer:
     return pl.Trainer(
-        accelerator="cpu", max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-        default_root_dir=tmp_path, **kw,
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kw,
     )
 
 
-def test_checkpoint_round_trip_gives_identical_predictions(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
+def test_checkpoint_round_trip_gives_identical_predictions(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
     pl.seed_everything(0)
     dm = _datamodule(synthetic_root)
     model = ALTModule(class_names=dm.class_names, **module_kwargs)

@@ -102,7 +102,7 @@ def render_clip(
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     for t in range(num_frames):
         frame = bg.copy()
-        x, y = int(round(x0 + dx * speed * t)), int(round(y0 + dy * speed * t))
+        x, y = round(x0 + dx * speed * t), round(y0 + dy * speed * t)
         region = frame[y : y + size, x : x + size]
         region[mask[: region.shape[0], : region.shape[1]]] = colour
         frames[t] = np.clip(frame + rng.integers(-6, 7, size=frame.shape), 0, 255)
@@ -205,8 +205,8 @@ def main(argv: list[str] | None = None) -> int:
         codec=a.codec,
         seed=a.seed,
     )
-    print(f"wrote {sum(len(Path(p).read_text().splitlines()) for k, p in paths.items() if k in ('train', 'val', 'test'))} "
-          f"videos and annotation files under {a.root}")
+    n = sum(len(paths[k].read_text().splitlines()) for k in ("train", "val", "test"))
+    print(f"wrote {n} videos and annotation files under {a.root}")
     return 0
 
 

@@ -134,7 +134,10 @@ class ALTModule(pl.LightningModule):
         """The region encoder around the CLIP vision tower."""
         c = self.encoder_config
         return RegionEncoder(
-            clip.visual, r=c.r, trainable_blocks=c.trainable_blocks, keep_source=c.keep_source,
+            clip.visual,
+            r=c.r,
+            trainable_blocks=c.trainable_blocks,
+            keep_source=c.keep_source,
             proportional_attention=c.proportional_attention,
         )
 
@@ -148,7 +151,12 @@ class ALTModule(pl.LightningModule):
         from alt_lightning.text.corpus import load_corpus
 
         corpus = load_corpus(self.hparams.corpus)
-        self.corpus_info = {"name": corpus.name, "version": corpus.version, "hash": corpus.hash, "size": len(corpus)}
+        self.corpus_info = {
+            "name": corpus.name,
+            "version": corpus.version,
+            "hash": corpus.hash,
+            "size": len(corpus),
+        }
         embeddings = self.embed_texts(corpus.texts(self.hparams.entity_template))  # [K, C]
         self.entity_units = list(corpus.units)
         return EntityAligner(embeddings, self.alignment_config, clip_logit_scale=self.clip_logit_scale)
@@ -163,7 +171,10 @@ class ALTModule(pl.LightningModule):
         templates = {"single": DEFAULT_TEMPLATE, "ensemble": ENSEMBLE_TEMPLATES}.get(t, t) if isinstance(t, str) else t
         h = self.hparams
         return class_text_embeddings(
-            h.model_name, h.pretrained, build_prompts(class_names, templates), clip_model=self._clip,
+            h.model_name,
+            h.pretrained,
+            build_prompts(class_names, templates),
+            clip_model=self._clip,
             cache_dir=h.cache_dir,
         )
 
@@ -269,8 +280,12 @@ class ALTModule(pl.LightningModule):
     def _finish_eval(self, metrics: MetricCollection, stage: str) -> None:
         """Gather every rank's views, average the scores of each video's decoded views, compute metrics."""
         n = len(self.class_names)
-        cat = (lambda k, shape, dtype: torch.cat([o[k] for o in self._eval_outputs])  # noqa: E731
-               if self._eval_outputs else torch.zeros(shape, dtype=dtype, device=self.device))
+
+        def cat(key: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+            if self._eval_outputs:
+                return torch.cat([o[key] for o in self._eval_outputs])
+            return torch.zeros(shape, dtype=dtype, device=self.device)  # a rank with no items still gathers
+
         index = gather_variable(self, cat("index", (0,), torch.long))
         label = gather_variable(self, cat("label", (0,), torch.long))
         ok = gather_variable(self, cat("ok", (0,), torch.bool))
@@ -293,7 +308,11 @@ class ALTModule(pl.LightningModule):
                 "scored; see bad_videos.csv in the log folder.",
                 stacklevel=1,
             )
-        self.last_eval = {"stage": stage, **{k: v for k, v in result.items() if k != "probs"}, "probs": result["probs"]}
+        self.last_eval = {
+            "stage": stage,
+            **{k: v for k, v in result.items() if k != "probs"},
+            "probs": result["probs"],
+        }
         # Every rank holds identical gathered values, so no further reduction is needed.
         self.log_dict(values, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
         metrics.reset()
@@ -379,9 +398,7 @@ def gather_variable(module: pl.LightningModule, tensor: torch.Tensor) -> torch.T
     return torch.cat([gathered[r, : int(s)] for r, s in enumerate(sizes.tolist())])
 
 
-def aggregate_views(
-    index: torch.Tensor, label: torch.Tensor, ok: torch.Tensor, probs: torch.Tensor
-) -> dict[str, Any]:
+def aggregate_views(index: torch.Tensor, label: torch.Tensor, ok: torch.Tensor, probs: torch.Tensor) -> dict[str, Any]:
     """Average the scores of each video's decoded views.
 
     Args:

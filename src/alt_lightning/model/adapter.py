@@ -9,15 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
 
 @dataclass
 class AdapterConfig:
-    """Settings of the query adapter. The paper fixes the structure (entity queries, MLPs on both sides,
-    cross-attention, one output vector); every number here is our choice.
+    """Settings of the query adapter.
+
+    The paper fixes the structure (entity queries, MLPs on both sides, cross-attention, one output vector); every
+    number here is our choice.
 
     Args:
         layers: Decoder layers ``M`` (our default 1: the paper's 328 GFLOPs leave room for about one such layer).

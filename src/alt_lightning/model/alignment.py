@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -66,7 +66,10 @@ class EntityAligner(nn.Module):
     """
 
     def __init__(
-        self, entity_embeddings: torch.Tensor, config: AlignmentConfig | None = None, clip_logit_scale: float = 100.0
+        self,
+        entity_embeddings: torch.Tensor,
+        config: AlignmentConfig | None = None,
+        clip_logit_scale: float = 100.0,
     ) -> None:
         super().__init__()
         self.config = config or AlignmentConfig()

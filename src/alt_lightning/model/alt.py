@@ -89,9 +89,7 @@ class ALT(nn.Module):
         source = None if out.source is None else rearrange(out.source, "(b t) n p -> b t n p", b=b)
         return tokens, sizes, source
 
-    def forward_features(
-        self, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def forward_features(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """From frame tokens ``[B, T, 1+R, C]`` to ``z`` ``[B, C]`` (plus entity ids and confidences).
 
         Split from :meth:`forward` so that cached frozen features (issue: feature cache) skip the encoder.

@@ -77,6 +77,7 @@ def load_clip(model_name: str, pretrained: str | None = None, *, device: str | t
         pretrained: An open_clip pretrained tag (``openai``, ``laion2b_s34b_b88k``), a path to a checkpoint file
             (``.pt``, ``.bin``, ``.safetensors``, a state_dict or an open_clip checkpoint), or ``None``/``""`` for
             random weights (tests, FLOP counting).
+        device: Where to build the model.
 
     Returns:
         The CLIP model in eval mode.

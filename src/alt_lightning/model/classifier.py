@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -22,7 +22,9 @@ class TextClassifier(nn.Module):
         learnable_scale: Learn ``log s`` (our choice: off, as ViFi-CLIP/X-CLIP keep CLIP's).
     """
 
-    def __init__(self, class_embeddings: torch.Tensor, logit_scale: float = 100.0, learnable_scale: bool = False) -> None:
+    def __init__(
+        self, class_embeddings: torch.Tensor, logit_scale: float = 100.0, learnable_scale: bool = False
+    ) -> None:
         super().__init__()
         self.register_buffer("class_embeddings", F.normalize(class_embeddings.float(), dim=-1), persistent=False)
         log_scale = torch.tensor(math.log(logit_scale))

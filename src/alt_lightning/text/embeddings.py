@@ -16,7 +16,7 @@ from pathlib import Path
 
 import open_clip
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch import nn
 
 from alt_lightning.model.backbone import fingerprint, load_clip
@@ -86,7 +86,11 @@ def cached_text_embeddings(
     if clip_model is None:
         clip_model = load_clip(model_name, pretrained)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / "text_embeddings" / f"{cache_key(model_name, pretrained, text_tower_fingerprint(clip_model), texts)}.pt"
+    path = (
+        folder
+        / "text_embeddings"
+        / f"{cache_key(model_name, pretrained, text_tower_fingerprint(clip_model), texts)}.pt"
+    )
     hit = path.is_file()
     if hit:
         emb = torch.load(path, weights_only=True, map_location="cpu")
@@ -111,6 +115,10 @@ def class_text_embeddings(
     """One embedding per class: the renormalised mean over its prompt templates.
 
     Args:
+        model_name: open_clip architecture name.
+        pretrained: Pretrained tag or weights file.
+        clip_model: An already loaded CLIP model of that name and weights.
+        cache_dir: Cache folder; ``None`` uses :func:`default_cache_dir`.
         prompts: ``[N][P]`` prompts (see :func:`alt_lightning.text.prompts.build_prompts`).
 
     Returns:
