@@ -34,6 +34,14 @@ __all__ = [
 ]
 
 
+def _open_container(path: str) -> av.container.InputContainer:
+    """Open for reading; PyAV < 19 needs ``metadata_errors="ignore"`` to survive bad metadata, 19 dropped the flag."""
+    try:
+        return av.open(path, mode="r", metadata_errors="ignore")
+    except TypeError:
+        return av.open(path, mode="r")
+
+
 class VideoDecodeError(RuntimeError):
     """A video file cannot be decoded (at all, or within its time limit).
 
@@ -330,7 +338,7 @@ class VideoReader:
         """(Re)open the container and configure the video decoder."""
         self.close()
         try:
-            container = av.open(self.path, mode="r", metadata_errors="ignore")
+            container = _open_container(self.path)
         except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
             raise VideoDecodeError(self.path, "undecodable", f"FFmpeg cannot open it: {e}") from e
         try:
@@ -381,7 +389,7 @@ class VideoReader:
         timestamps_ok = True
         complete, detail = True, ""
         # A second handle, so the decoding container's position is untouched.
-        with av.open(self.path, mode="r", metadata_errors="ignore") as c:
+        with _open_container(self.path) as c:
             cs = c.streams[s.index]
             try:
                 for n, packet in enumerate(c.demux(cs)):
