@@ -27,10 +27,9 @@ from alt_lightning.model.adapter import AdapterConfig, QueryAdapter
 from alt_lightning.model.alignment import AlignmentConfig, EntityAligner
 from alt_lightning.model.alt import ALT, ALTOutput, EncoderConfig
 from alt_lightning.model.backbone import PreprocessConfig, fingerprint, load_clip, preprocess_config
-from alt_lightning.model.classifier import TextClassifier
+from alt_lightning.model.classifier import TextClassifier, class_prompts
 from alt_lightning.model.region_encoder import RegionEncoder
 from alt_lightning.text.embeddings import cached_text_embeddings, class_text_embeddings
-from alt_lightning.text.prompts import DEFAULT_TEMPLATE, ENSEMBLE_TEMPLATES, build_prompts
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +54,21 @@ class ALTModule(pl.LightningModule):
         alignment: :class:`AlignmentConfig` (scale, Gumbel temperature, hard assignment).
         adapter: :class:`AdapterConfig` (layers, heads, top-M, temporal conv, cls residual).
         corpus: Entity corpus: a shipped name (``alt-entities-v1``) or a corpus file.
-        entity_template: How a corpus entity becomes text for CLIP (our choice: unit plus its description).
-        prompt_templates: Class prompt: ``"single"`` (one template), ``"ensemble"`` (our 8-template ensemble,
-            embeddings averaged), or an explicit list of templates with ``{}``.
+        entity_template: How a corpus entity becomes text for CLIP. Our choice (paper silent): unit plus its
+            description; alternatives: ``"{unit}"`` alone, or ``"a photo of {unit}."``.
+        prompt_templates: Class prompt: ``"single"`` (``"a video of a person {}."``), ``"ensemble"`` (our
+            8-template ensemble, embeddings averaged), one template or a list of templates with ``{}``. Our choice
+            (paper silent): ``"single"``, as X-CLIP and ViFi-CLIP.
         align: Entity queries (paper) or learnable queries (ablation ``align``).
         region: Region tokens (paper) or frame cls tokens only (ablation ``region``).
         label_smoothing: Cross-entropy label smoothing (our choice 0.0; X-CLIP uses 0.1 with mixup).
-        optimizer: Optimizer factory taking parameter groups (default AdamW, lr 1e-3, weight decay 0.05).
-        scheduler: LR scheduler factory taking the optimizer; ``None`` uses linear warmup then cosine decay per
-            step over ``trainer.estimated_stepping_batches``.
-        warmup_fraction: Share of all steps used for warmup by the default schedule.
+        optimizer: Optimizer factory taking parameter groups (only trainable parameters; norms, biases, scales,
+            position tables and learnable queries in a group without weight decay). Our choice (paper silent):
+            ``None`` gives AdamW, lr 1e-3, weight decay 0.05; alternatives: any ``torch.optim`` class in the config.
+        scheduler: LR scheduler factory taking the optimizer (stepped per epoch, as Lightning does by default).
+            Our choice: ``None`` gives linear warmup then cosine decay per step over
+            ``trainer.estimated_stepping_batches``.
+        warmup_fraction: Share of all steps used for warmup by the default schedule (our choice 0.1).
         cache_dir: Text-embedding cache folder (default ``$ALT_CACHE_DIR`` or ``~/.cache/alt_lightning``).
     """
 
@@ -162,25 +166,28 @@ class ALTModule(pl.LightningModule):
         return EntityAligner(embeddings, self.alignment_config, clip_logit_scale=self.clip_logit_scale)
 
     def configure_adapter(self, encoder: RegionEncoder) -> QueryAdapter:
-        """The query adapter, as wide as the joint space."""
-        return QueryAdapter(encoder.out_dim, self.adapter_config, num_regions=encoder.num_regions)
+        """The query adapter, as wide as the joint space (one token per frame in the cls-only ablation)."""
+        num_regions = encoder.num_regions if self.hparams.region else 1
+        return QueryAdapter(
+            encoder.out_dim, self.adapter_config, num_regions=num_regions, entity_queries=self.hparams.align
+        )
 
     def class_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        """Prompt embeddings ``[N, C]`` of class names."""
-        t = self.hparams.prompt_templates
-        templates = {"single": DEFAULT_TEMPLATE, "ensemble": ENSEMBLE_TEMPLATES}.get(t, t) if isinstance(t, str) else t
+        """Prompt embeddings ``[N, C]`` of class names (readable names in every template; cached on disk)."""
         h = self.hparams
         return class_text_embeddings(
             h.model_name,
             h.pretrained,
-            build_prompts(class_names, templates),
+            class_prompts(class_names, h.prompt_templates),
             clip_model=self._clip,
             cache_dir=h.cache_dir,
         )
 
     def configure_classifier(self) -> TextClassifier:
         """The text classifier over the class names."""
-        return TextClassifier(self.class_embeddings(self.class_names), logit_scale=self.clip_logit_scale)
+        return TextClassifier(
+            self.class_embeddings(self.class_names), logit_scale=self.clip_logit_scale, class_names=self.class_names
+        )
 
     def configure_loss(self) -> nn.Module:
         """Cross-entropy (with the configured label smoothing)."""
@@ -203,7 +210,13 @@ class ALTModule(pl.LightningModule):
             if not p.requires_grad:
                 continue
             (no_decay if p.ndim <= 1 or name.endswith(("_pos", "queries")) else decay).append(p)
-        return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if not decay and not no_decay:
+            raise ValueError(
+                "ALTModule has no trainable parameters: the adapter returned by configure_adapter has none and the "
+                "backbone is frozen (encoder.trainable_blocks=0)."
+            )
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        return [g for g in groups if g["params"]]
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Injected optimizer/scheduler factories, or AdamW with warmup + cosine per step."""
@@ -213,7 +226,11 @@ class ALTModule(pl.LightningModule):
         else:
             optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.05)
         if self.scheduler_factory is not None:
-            return {"optimizer": optimizer, "lr_scheduler": self.scheduler_factory(optimizer)}
+            scheduler = self.scheduler_factory(optimizer)
+            config: dict[str, Any] = {"scheduler": scheduler}
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                config["monitor"] = "val/top1"  # the only metric every validation epoch logs
+            return {"optimizer": optimizer, "lr_scheduler": config}
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
         warmup = int(self.hparams.warmup_fraction * total)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
@@ -223,13 +240,29 @@ class ALTModule(pl.LightningModule):
     def set_class_names(self, class_names: list[str]) -> None:
         """Swap the label space (zero-shot): new prompt embeddings, same weights."""
         self.class_names = list(class_names)
-        self.model.classifier.set_class_embeddings(self.class_embeddings(self.class_names))
+        self.model.classifier.set_class_embeddings(self.class_embeddings(self.class_names), self.class_names)
         metrics = self.configure_metrics(len(self.class_names)).to(self.device)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.train_metrics = metrics.clone(prefix="train/")
 
     # ------------------------------------------------------------------ steps
+    def cast_frozen_weights(self) -> None:
+        """On a GPU with bf16 precision, store the frozen backbone in bf16 once (autocast would re-cast it per call)."""
+        trainer = self._trainer
+        precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
+        if self.device.type == "cuda" and precision.startswith("bf16"):
+            self.model.encoder.cast_frozen_(torch.bfloat16)
+
+    def on_fit_start(self) -> None:  # noqa: D102
+        self.cast_frozen_weights()
+
+    def on_test_start(self) -> None:  # noqa: D102
+        self.cast_frozen_weights()
+
+    def on_predict_start(self) -> None:  # noqa: D102
+        self.cast_frozen_weights()
+
     def forward(self, video: torch.Tensor) -> ALTOutput:
         """Run ALT on clips ``[B, T, 3, S, S]``."""
         return self.model(video)

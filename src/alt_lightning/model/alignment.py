@@ -6,6 +6,9 @@ For the regions ``E`` of a frame and the corpus embeddings ``T_ent``::
     A^S = softmax((A + G) / tau)   (training, G ~ Gumbel)    # plain softmax in evaluation
     A^H = onehot(argmax A^S) + A^S - detach(A^S)             # straight-through: hard forward, soft backward
     S^  = A^H @ T_ent                                        # [R, C] aligned entity embeddings
+
+The paper states the Gumbel-softmax similarity, the hard one-hot and the detach trick; the scale ``s_a``, the
+temperature values and the evaluation rule are ours (see :class:`AlignmentConfig`).
 """
 
 from __future__ import annotations
@@ -24,20 +27,31 @@ class AlignmentConfig:
 
     Args:
         scale: Similarity scale ``s_a``. Our choice (paper silent): ``None`` takes CLIP's own logit scale
-            (100 for OpenAI weights), so the soft assignment is as peaked as CLIP's zero-shot classifier;
+            (100 for OpenAI weights), so the assignment is as peaked as CLIP's zero-shot classifier;
             alternatives: a fixed number, or learnable (``learnable_scale``).
-        learnable_scale: Learn ``log s_a`` (our choice: off, the corpus and regions are frozen anyway).
-        tau: Gumbel-softmax temperature ``tau_g`` in training (paper: configurable; our default 1.0).
-        gumbel: Add Gumbel noise in training (paper: yes). Evaluation never adds noise (our choice: plain softmax,
-            so evaluation is deterministic).
-        hard: Straight-through hard one-hot (paper: yes); ``False`` uses the soft mixture of entities.
+        learnable_scale: Learn ``log s_a``. Our choice (paper silent): off, since regions and corpus are frozen
+            the scale only sharpens the soft assignment; alternative: on (it then receives the STE gradient).
+        tau: Gumbel-softmax temperature ``tau_g`` in training (paper: a temperature; its value is our choice, 1.0;
+            alternatives: 0.5 or an annealed schedule set from a callback).
+        gumbel: Add Gumbel noise in training (paper: yes). ``False`` gives a deterministic softmax in training too.
+        eval_tau: Softmax temperature in evaluation. Our choice (paper silent): plain softmax (1.0) without noise,
+            so evaluation is deterministic; it changes only the confidences (the argmax does not depend on it);
+            alternative: the training ``tau``.
+        hard: Straight-through hard one-hot (paper: yes); ``False`` uses the soft mixture of entities instead.
     """
 
     scale: float | None = None
     learnable_scale: bool = False
     tau: float = 1.0
     gumbel: bool = True
+    eval_tau: float = 1.0
     hard: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tau <= 0 or self.eval_tau <= 0:
+            raise ValueError(f"alignment tau and eval_tau must be > 0, got tau={self.tau}, eval_tau={self.eval_tau}.")
+        if self.scale is not None and self.scale <= 0:
+            raise ValueError(f"alignment scale must be > 0 (or null for CLIP's logit scale), got {self.scale}.")
 
 
 @dataclass
@@ -45,9 +59,10 @@ class AlignmentOutput:
     """What the alignment head returns.
 
     Attributes:
-        aligned: Aligned entity embeddings ``[..., R, C]`` (the adapter's query source).
-        entity_ids: Chosen entity per region ``[..., R]`` (for explanations).
-        confidence: Soft probability of the chosen entity ``[..., R]``.
+        aligned: Aligned entity embeddings ``[..., R, C]`` (the adapter's query source). In the forward pass each row
+            is exactly one corpus embedding; with ``hard=True`` its gradient is that of the soft assignment.
+        entity_ids: Chosen entity per region ``[..., R]`` (long; for explanations).
+        confidence: Probability of the chosen entity under the (noisy, in training) soft assignment ``[..., R]``.
     """
 
     aligned: torch.Tensor
@@ -63,6 +78,9 @@ class EntityAligner(nn.Module):
             recomputed from the backbone and the corpus, never checkpointed).
         config: :class:`AlignmentConfig`.
         clip_logit_scale: CLIP's ``exp(logit_scale)``, used when ``config.scale`` is ``None``.
+
+    Raises:
+        ValueError: If the embeddings are not a non-empty ``[K, C]`` matrix.
     """
 
     def __init__(
@@ -73,6 +91,7 @@ class EntityAligner(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config or AlignmentConfig()
+        _check_embeddings(entity_embeddings)
         self.register_buffer("entities", F.normalize(entity_embeddings.float(), dim=-1), persistent=False)  # [K, C]
         scale = self.config.scale if self.config.scale is not None else clip_logit_scale
         log_scale = torch.tensor(math.log(scale))
@@ -86,29 +105,48 @@ class EntityAligner(nn.Module):
         """Corpus size ``K``."""
         return self.entities.shape[0]
 
+    def set_entity_embeddings(self, entity_embeddings: torch.Tensor) -> None:
+        """Swap the corpus (same width ``C``), keeping device; e.g. a corpus extended for a new dataset."""
+        _check_embeddings(entity_embeddings, self.entities.shape[1])
+        self.entities = F.normalize(entity_embeddings.float(), dim=-1).to(self.entities.device)
+
     def similarity(self, regions: torch.Tensor) -> torch.Tensor:
         """Scaled cosine similarities ``[..., R, K]`` of regions ``[..., R, C]`` with every entity."""
+        if regions.shape[-1] != self.entities.shape[1]:
+            raise ValueError(
+                f"Regions have width {regions.shape[-1]} but the corpus embeddings {self.entities.shape[1]}: embed "
+                "the corpus with the same backbone as the image encoder."
+            )
         return self.log_scale.exp() * F.normalize(regions, dim=-1) @ self.entities.to(regions.dtype).T
 
     def forward(self, regions: torch.Tensor) -> AlignmentOutput:
         """Align regions ``[..., R, C]`` (any leading dims, e.g. ``[B, T, R, C]``)."""
         logits = self.similarity(regions)  # [..., R, K]
         if self.training and self.config.gumbel:
-            u = torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)
-            logits = logits - torch.log(-torch.log(u))  # + Gumbel(0, 1) noise
-        tau = self.config.tau if self.training else 1.0
+            u = torch.rand_like(logits, dtype=torch.float32).clamp_(1e-10, 1.0 - 1e-7)
+            logits = logits.float() - torch.log(-torch.log(u))  # + Gumbel(0, 1) noise
+        tau = self.config.tau if self.training else self.config.eval_tau
+        # float32 softmax: with K ~ 2000 entities and s_a = 100, half precision would flatten small probabilities.
         soft = torch.softmax(logits.float() / tau, dim=-1).to(regions.dtype)  # [..., R, K]
         confidence, ids = soft.max(dim=-1)  # [..., R]
-        entities = self.entities.to(regions.dtype)
-        if self.config.hard:
-            # Straight-through: the forward value is exactly the chosen entity's embedding (one gather instead of a
-            # one-hot matmul); the backward pass is that of soft @ T_ent.
-            hard = entities[ids]  # [..., R, C]
-            if torch.is_grad_enabled() and soft.requires_grad:
-                mixed = soft @ entities  # [..., R, C]
-                aligned = hard + mixed - mixed.detach()
-            else:
-                aligned = hard
-        else:
-            aligned = soft @ entities
+        entities = self.entities.to(regions.dtype)  # [K, C]
+        if not self.config.hard:
+            return AlignmentOutput(soft @ entities, ids, confidence)
+        # Straight-through: the forward value is exactly the chosen entity's embedding (a gather instead of the
+        # one-hot matmul); x - x.detach() is exactly 0, so adding it changes only the backward pass, which becomes
+        # that of soft @ T_ent. Without a graph (frozen regions, fixed scale, no_grad) the matmul is skipped.
+        aligned = entities[ids]  # [..., R, C]
+        if torch.is_grad_enabled() and soft.requires_grad:
+            mixed = soft @ entities  # [..., R, C]
+            aligned = aligned + (mixed - mixed.detach())
         return AlignmentOutput(aligned, ids, confidence)
+
+
+def _check_embeddings(embeddings: torch.Tensor, width: int | None = None) -> None:
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0:
+        raise ValueError(
+            f"Entity embeddings must be a non-empty [K, C] matrix, got shape {tuple(embeddings.shape)}; "
+            "is the corpus empty?"
+        )
+    if width is not None and embeddings.shape[1] != width:
+        raise ValueError(f"New entity embeddings have width {embeddings.shape[1]}, the aligner {width}.")

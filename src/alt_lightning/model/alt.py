@@ -61,8 +61,10 @@ class ALT(nn.Module):
         aligner: Entity-to-region alignment; ``None`` is the paper's "learnable queries" ablation (``align``).
         adapter: Query video adapter.
         classifier: Class-name text classifier.
-        region: Use region tokens (paper); ``False`` is the "cls only" ablation: keys and queries come from the
-            frame cls tokens alone.
+        region: Use region tokens (paper); ``False`` is the paper's "cls only" ablation. How that ablation is wired
+            is our choice (paper silent): keys/values are the ``T`` frame cls tokens and the queries are the entities
+            aligned to those cls tokens (one per frame), so only the token set changes; alternative: keep region
+            queries and cls-only keys.
     """
 
     def __init__(
