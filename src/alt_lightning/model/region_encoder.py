@@ -116,9 +116,7 @@ def _biased_sdpa(
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
-def _attention(
-    attn: nn.Module, x: torch.Tensor, bias: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _attention(attn: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Self-attention of an open_clip block from its weights, returning the keys too.
 
     Args:
@@ -183,9 +181,7 @@ def _check_visual(visual: nn.Module) -> None:
     for i, block in enumerate(visual.transformer.resblocks):
         attn = getattr(block, "attn", None)
         if hasattr(block, "ln_1_kv"):
-            raise NotImplementedError(
-                f"block {i} is a cross-attention block; only self-attention is supported."
-            )
+            raise NotImplementedError(f"block {i} is a cross-attention block; only self-attention is supported.")
         if isinstance(attn, nn.MultiheadAttention):
             if attn.bias_k is not None or attn.add_zero_attn:
                 raise NotImplementedError(f"block {i}: MultiheadAttention with bias_k/add_zero_attn.")
@@ -261,9 +257,7 @@ class RegionEncoder(nn.Module):
 
         # Which parts run without autograd and stay in eval mode.
         self._embed_frozen = trainable_blocks != -1
-        self._num_frozen_blocks = {-1: 0, 0: self.num_layers}.get(
-            trainable_blocks, self.num_layers - trainable_blocks
-        )
+        self._num_frozen_blocks = {-1: 0, 0: self.num_layers}.get(trainable_blocks, self.num_layers - trainable_blocks)
         self._head_frozen = trainable_blocks == 0
         for p in visual.parameters():
             p.requires_grad_(not self._head_frozen)  # all frozen only when trainable_blocks == 0
@@ -333,6 +327,21 @@ class RegionEncoder(nn.Module):
         v = self.visual
         return [*v.conv1.parameters(), v.class_embedding, v.positional_embedding, *v.ln_pre.parameters()]
 
+    def cast_frozen_(self, dtype: torch.dtype) -> RegionEncoder:
+        """Store the frozen weights in ``dtype`` (e.g. bf16 on a GPU under bf16 autocast).
+
+        Autocast otherwise re-casts every fp32 weight at every call; frozen weights never change, so one cast
+        saves that traffic. Trainable parameters stay in fp32 for the optimizer. Our choice; the LightningModule
+        applies it on CUDA with bf16 precision.
+
+        Returns:
+            self.
+        """
+        for p in self.visual.parameters():
+            if not p.requires_grad:
+                p.data = p.data.to(dtype)
+        return self
+
     def train(self, mode: bool = True) -> RegionEncoder:
         """Sets the training mode, but keeps frozen parts in eval mode (no dropout there).
 
@@ -381,9 +390,7 @@ class RegionEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         # Before any merge all sizes are 1 and the bias would be 0: skip it, which keeps the flash
         # kernel usable and the r = 0 path identical to open_clip.
-        bias = (
-            proportional_attention_bias(size, x.dtype) if (merged and self.proportional_attention) else None
-        )
+        bias = proportional_attention_bias(size, x.dtype) if (merged and self.proportional_attention) else None
         out, metric = _attention(block.attn, block.ln_1(x), bias)  # [N, T, W], [N, T, Dh]
         if hasattr(block, "ln_attn"):
             out = block.ln_attn(out)
