@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 BAD_FILE_COLUMNS = ("time", "split", "path", "video_id", "reason", "action")
 
+#: What a bad video may raise while being decoded, sampled and transformed; anything else is a bug and propagates.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (VideoDecodeError, av.FFmpegError, OSError, ValueError, EOFError)
+
 
 class BadFileLog:
     """Appends one CSV row per bad video; safe from several DataLoader workers (one short O_APPEND write each)."""
@@ -36,8 +40,11 @@ class BadFileLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            self.path.write_text(",".join(BAD_FILE_COLUMNS) + "\n")
+        try:  # exclusive create: DDP ranks racing here must not truncate rows another rank already wrote
+            with self.path.open("x", newline="") as f:
+                f.write(",".join(BAD_FILE_COLUMNS) + "\n")
+        except FileExistsError:
+            pass
 
     def add(self, split: str, record: VideoRecord, reason: str, action: str) -> None:
         """Record one bad video."""
@@ -90,7 +97,8 @@ class VideoDataset(Dataset):
         bad_file_log: Where bad videos are recorded; ``None`` logs them only through ``logging``.
         decode_timeout_s: Time limit per video, so a broken file never hangs a run.
         max_redraws: Training redraws before giving up with an error (a sign the dataset is mostly broken).
-        decode_threads: Codec threads per decoder (0 = FFmpeg's choice).
+        decode_threads: Codec threads per decoder (0 = FFmpeg's choice); the DataModules pass 1 inside DataLoader
+            workers.
     """
 
     def __init__(
@@ -120,6 +128,9 @@ class VideoDataset(Dataset):
         self.decode_timeout_s = decode_timeout_s
         self.max_redraws = max_redraws
         self.decode_threads = decode_threads
+        # Paths already logged as clamped by this process (each worker holds its own copy): one warning row per
+        # truncated file and worker, not one per view and epoch.
+        self._clamped: set[str] = set()
 
     @property
     def num_views(self) -> int:
@@ -148,15 +159,23 @@ class VideoDataset(Dataset):
         with VideoReader(record.path, timeout_s=self.decode_timeout_s, threads=self.decode_threads) as reader:
             indices = self.frame_indices(reader.info.num_frames, clip, rng)
             frames = reader.get(indices)  # [T, H, W, 3] uint8
+            issue = reader.last_issue
+        if issue is not None and record.path not in self._clamped:
+            # Usable but damaged (e.g. truncated): frames past the last decodable one repeat it. Say so once.
+            self._clamped.add(record.path)
+            self._log(record, issue, "clamped")
         if self.train:
             return self.transform(frames, rng)
         return self.transform(frames, None, crop if self.sampling.num_crops == 3 else 1)
 
-    def _bad(self, record: VideoRecord, err: Exception, action: str) -> None:
+    def _bad(self, record: VideoRecord, err: BaseException, action: str) -> None:
         reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
+        self._log(record, str(reason), action)
+
+    def _log(self, record: VideoRecord, reason: str, action: str) -> None:
         log.warning("bad video %s (%s): %s", record.path, reason, action)
         if self.bad_file_log is not None:
-            self.bad_file_log.add(self.split, record, str(reason), action)
+            self.bad_file_log.add(self.split, record, reason, action)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec_idx, view = divmod(index, self.num_views)
@@ -164,26 +183,27 @@ class VideoDataset(Dataset):
         if not self.train:
             try:
                 video, ok = self.load_clip(record, view, None), True
-            except (VideoDecodeError, OSError, ValueError) as err:
-                self._bad(record, err, "failed")
-                video, ok = None, False
-            if video is None:
+            except DECODE_ERRORS as err:
+                # Counted as a failed video by the evaluation (never dropped): a placeholder keeps batch shapes.
+                self._bad(record, err, f"failed (view {view})")
                 s = self.sampling
-                size = getattr(self.transform, "size", 0)
-                video = torch.zeros(s.num_frames, 3, size, size)
+                size = int(getattr(self.transform, "size", 0))
+                video, ok = torch.zeros(s.num_frames, 3, size, size), False
             return self._item(video, record, rec_idx, view, ok)
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        last: BaseException | None = None
         for _ in range(self.max_redraws + 1):
             try:
                 return self._item(self.load_clip(record, 0, rng), record, rec_idx, 0, True)
-            except (VideoDecodeError, OSError, ValueError) as err:
+            except DECODE_ERRORS as err:
+                last = err
                 rec_idx = int(rng.integers(len(self.records)))
                 self._bad(record, err, f"redrawn as {self.records[rec_idx].video_id}")
                 record = self.records[rec_idx]
         raise RuntimeError(
-            f"{self.max_redraws + 1} videos in a row failed to decode in the {self.split} split (last: {record.path}). "
+            f"{self.max_redraws + 1} videos in a row failed to decode in the {self.split} split (last: {last}). "
             "Run `alt check-data` on this configuration to find and drop the bad files."
-        )
+        ) from last
 
     @staticmethod
     def _item(video: torch.Tensor, record: VideoRecord, rec_idx: int, view: int, ok: bool) -> dict[str, Any]:

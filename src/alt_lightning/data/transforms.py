@@ -11,37 +11,51 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
+
+_MODES = ("bilinear", "bicubic")
 
 
-def _resize(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """Resize ``[T, 3, H, W]`` float frames (antialiased bilinear)."""
+def _resize(x: torch.Tensor, h: int, w: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize ``[T, 3, H, W]`` float frames (antialiased when shrinking)."""
     if x.shape[-2:] == (h, w):
         return x
-    return F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+    if mode not in _MODES:
+        raise ValueError(f"interpolation must be one of {_MODES}, got {mode!r}.")
+    out = F.interpolate(x, size=(h, w), mode=mode, antialias=True, align_corners=False)
+    # Bicubic overshoots at edges; keep pixel values in [0, 1] as an image loader would.
+    return out.clamp_(0, 1) if mode == "bicubic" else out
 
 
-def short_side_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+def _to_float(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` -> float ``[T, 3, H, W]`` in ``[0, 1]``."""
+    return frames.permute(0, 3, 1, 2).float().div_(255)
+
+
+def short_side_resize(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
     """Resize so that the shorter side is ``size``, keeping the aspect ratio."""
     h, w = x.shape[-2:]
     if h <= w:
-        return _resize(x, size, max(size, round(w * size / h)))
-    return _resize(x, max(size, round(h * size / w)), size)
+        return _resize(x, size, max(size, round(w * size / h)), mode)
+    return _resize(x, max(size, round(h * size / w)), size, mode)
 
 
-def spatial_crop(x: torch.Tensor, size: int, crop_index: int = 1, num_crops: int = 1) -> torch.Tensor:
+def spatial_crop(
+    x: torch.Tensor, size: int, crop_index: int = 1, num_crops: int = 1, mode: str = "bilinear"
+) -> torch.Tensor:
     """Short-side resize, then one of ``num_crops`` square crops along the longer side.
 
     ``num_crops=1`` is the centre crop; ``num_crops=3`` gives left/top (0), centre (1), right/bottom (2), the
-    field's three-crop test.
+    field's three-crop test. The three crops coincide when the frame is square.
     """
-    x = short_side_resize(x, size)
+    if num_crops not in (1, 3):
+        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}.")
+    if not 0 <= crop_index < 3:
+        raise ValueError(f"crop_index must be 0, 1 or 2, got {crop_index}.")
+    x = short_side_resize(x, size, mode)
     h, w = x.shape[-2:]
     if num_crops == 1:
         crop_index = 1
-        num_crops = 3
-    if num_crops != 3:
-        raise ValueError(f"num_crops must be 1 or 3, got {num_crops}.")
     top = [0, (h - size) // 2, h - size][crop_index] if h > w else (h - size) // 2
     left = [0, (w - size) // 2, w - size][crop_index] if w >= h else (w - size) // 2
     return x[..., top : top + size, left : left + size]
@@ -56,13 +70,16 @@ class ClipTransform:
         mean: Per-channel mean of the backbone's preprocessing (0-1 scale).
         std: Per-channel std of the backbone's preprocessing.
         train: Random augmentation when ``True``; deterministic resize + crop otherwise.
-        scale: Area range of the random resized crop (our choice: ``(0.4, 1.0)``; X-CLIP uses multi-scale crops).
+        scale: Area range of the random resized crop. Our choice (paper silent): ``(0.4, 1.0)``; X-CLIP uses
+            multi-scale crops, ViFi-CLIP a short-side scale jitter.
         ratio: Aspect-ratio range of the random resized crop.
         flip: Probability of a horizontal flip. Our choice: 0.5; set 0 for direction-sensitive labels
             (Something-Something "from left to right", the synthetic demo).
         color_jitter: Probability of brightness/contrast/saturation jitter (0 disables; X-CLIP uses 0.8).
         grayscale: Probability of converting the clip to grayscale (X-CLIP uses 0.2).
         num_crops: Evaluation crops (1 = centre, 3 = three crops); ``crop_index`` picks one per call.
+        interpolation: Resize filter, ``"bilinear"`` or ``"bicubic"``; the DataModule passes the backbone's
+            (CLIP: bicubic).
     """
 
     size: int
@@ -75,13 +92,14 @@ class ClipTransform:
     color_jitter: float = 0.0
     grayscale: float = 0.0
     num_crops: int = 1
+    interpolation: str = "bilinear"
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator | None = None, crop_index: int = 1) -> torch.Tensor:
         """Transform uint8 ``[T, H, W, 3]`` frames into normalised float ``[T, 3, S, S]``."""
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255)  # [T, 3, H, W]
+        u8 = torch.from_numpy(np.ascontiguousarray(frames))  # [T, H, W, 3] uint8
         if self.train:
             rng = rng or np.random.default_rng()
-            x = self._random_resized_crop(x, rng)
+            x = self._random_resized_crop(u8, rng)  # [T, 3, S, S]
             if rng.random() < self.flip:
                 x = x.flip(-1)
             if rng.random() < self.color_jitter:
@@ -89,13 +107,14 @@ class ClipTransform:
             if rng.random() < self.grayscale:
                 x = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).expand(-1, 3, -1, -1)
         else:
-            x = spatial_crop(x, self.size, crop_index, self.num_crops)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
+            x = spatial_crop(_to_float(u8), self.size, crop_index, self.num_crops, self.interpolation)
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
 
-    def _random_resized_crop(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        h, w = x.shape[-2:]
+    def _random_resized_crop(self, u8: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """Crop uint8 ``[T, H, W, 3]`` first and convert only the crop to float (cheaper on large frames)."""
+        h, w = u8.shape[1:3]
         area = h * w
         for _ in range(10):
             target = area * rng.uniform(*self.scale)
@@ -103,8 +122,9 @@ class ClipTransform:
             cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
             if 0 < cw <= w and 0 < ch <= h:
                 top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-                return _resize(x[..., top : top + ch, left : left + cw], self.size, self.size)
-        return spatial_crop(x, self.size)  # fall back to the centre crop, as torchvision does
+                crop = _to_float(u8[:, top : top + ch, left : left + cw])
+                return _resize(crop, self.size, self.size, self.interpolation)
+        return spatial_crop(_to_float(u8), self.size, mode=self.interpolation)  # centre crop, as torchvision does
 
     @staticmethod
     def _jitter(x: torch.Tensor, rng: np.random.Generator, strength: float = 0.4) -> torch.Tensor:
@@ -112,6 +132,6 @@ class ClipTransform:
         x = x * b
         mean = x.mean(dim=(-3, -2, -1), keepdim=True)
         x = (x - mean) * c + mean
-        gray = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:])
+        gray = 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]
         x = (x - gray) * s + gray
         return x.clamp_(0, 1)

@@ -1,18 +1,22 @@
 """The base DataModule: records from a parser, one generic dataset, one dataloader factory.
 
 A subclass only says where its class names and records come from (``class_names`` and :meth:`records`); sampling,
-transforms, multi-view evaluation, DDP sharding and bad-video handling live here once.
+transforms, multi-view evaluation, DDP sharding, missing-file reports and bad-video handling live here once.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.utilities.data import AttributeDict
 from torch.utils.data import DataLoader
 
+from alt_lightning.data.annotations import AnnotationError, check_missing
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset, worker_init
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
@@ -24,6 +28,16 @@ log = logging.getLogger(__name__)
 CLIP_DEFAULT_PREPROCESS = PreprocessConfig(
     224, (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 )
+
+#: Splits a DataModule can serve.
+SPLITS = ("train", "val", "test")
+
+
+def missing_summary(split: str, missing: list[VideoRecord], total: int, max_items: int = 5) -> str:
+    """One line: how many videos of a split are missing and the first few (with their annotation line)."""
+    first = ", ".join(f"{os.path.basename(r.path)} ({r.meta.get('source', r.video_id)})" for r in missing[:max_items])
+    more = f" and {len(missing) - max_items} more" if len(missing) > max_items else ""
+    return f"{split}: {len(missing)} of {total} videos are missing: {first}{more}"
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -48,6 +62,13 @@ class VideoDataModule(pl.LightningDataModule):
         bad_file_log: CSV of bad videos; default ``<log_dir>/bad_videos.csv`` of the trainer.
         pin_memory: Pin batches for faster host-to-GPU copies.
         image_size: Input side; ``None`` takes the backbone's (attached model), never a hard-coded value.
+        decode_threads: FFmpeg threads per decoder. ``None`` (our choice, paper silent): 1 inside DataLoader
+            workers (``num_workers > 0``: the workers already use the cores, more threads only oversubscribe
+            them), FFmpeg's own choice (0 = one per core) when decoding in the main process.
+        missing: Videos listed in the annotations but absent on disk: ``"report"`` (default: log a summary with
+            the count and the first few, write each to the bad-file CSV, train and evaluate without them),
+            ``"error"`` (stop with that summary) or ``"keep"`` (keep them; training redraws them, evaluation
+            counts them as failed videos).
     """
 
     def __init__(
@@ -70,15 +91,25 @@ class VideoDataModule(pl.LightningDataModule):
         bad_file_log: str | None = None,
         pin_memory: bool = True,
         image_size: int | None = None,
+        decode_threads: int | None = None,
+        missing: str = "report",
     ) -> None:
         super().__init__()
         if sampling not in ("segment", "dense"):
             raise ValueError(f"sampling must be 'segment' or 'dense', got {sampling!r}.")
         if test_crops not in (1, 3):
             raise ValueError(f"test_crops must be 1 or 3, got {test_crops}.")
+        if missing not in ("report", "error", "keep"):
+            raise ValueError(f"missing must be 'report', 'error' or 'keep', got {missing!r}.")
+        # The settings this class uses, kept apart from `hparams`: under LightningCLI a nested DataModule (the base
+        # of FewShotDataModule) is given the hparams of the outer one, so `hparams` is only for checkpoints.
+        names = inspect.signature(VideoDataModule.__init__).parameters
+        values = locals()
+        self.cfg = AttributeDict({k: values[k] for k in names if k != "self"})
         self.save_hyperparameters()
         self.root = Path(root).expanduser()
         self.datasets: dict[str, VideoDataset] = {}
+        self.missing: dict[str, list[VideoRecord]] = {}
         self._bad_log: BadFileLog | None = None
 
     # ----------------------------------------------------------------- what subclasses provide
@@ -88,8 +119,17 @@ class VideoDataModule(pl.LightningDataModule):
         raise NotImplementedError
 
     def records(self, split: str) -> list[VideoRecord]:
-        """Records of ``split`` (``"train"``, ``"val"`` or ``"test"``)."""
+        """All records of ``split`` (``"train"``, ``"val"`` or ``"test"``), missing files included."""
         raise NotImplementedError
+
+    def missing_records(self, split: str, records: list[VideoRecord]) -> list[VideoRecord]:
+        """The records of ``split`` whose video file is absent (one ``stat`` each; parsers may know better)."""
+        return check_missing(records)
+
+    @property
+    def dataset_name(self) -> str:
+        """Short name of the dataset (manifests, reports)."""
+        return type(self).__name__.removesuffix("DataModule").lower()
 
     # ----------------------------------------------------------------- shared machinery
     @property
@@ -101,58 +141,102 @@ class VideoDataModule(pl.LightningDataModule):
         """The backbone's preprocessing: from the attached model when there is one."""
         model = getattr(getattr(self, "trainer", None), "lightning_module", None)
         cfg = getattr(model, "preprocess_config", None) or CLIP_DEFAULT_PREPROCESS
-        if self.hparams.image_size is not None and self.hparams.image_size != cfg.image_size:
+        if self.cfg.image_size is not None and self.cfg.image_size != cfg.image_size:
+            if model is None:  # standalone use (benchmarks, checks): the requested size wins
+                return PreprocessConfig(self.cfg.image_size, cfg.mean, cfg.std, cfg.interpolation)
             raise ValueError(
-                f"data.image_size={self.hparams.image_size} differs from the backbone's {cfg.image_size}; "
+                f"data.image_size={self.cfg.image_size} differs from the backbone's {cfg.image_size}; "
                 "leave it unset to follow the backbone."
             )
         return cfg
 
     def sampling_config(self, split: str) -> SamplingConfig:
         """Sampling of a split: one view in training, ``val_clips`` in validation, ``test_clips x test_crops``."""
-        h = self.hparams
-        clips, crops = {"train": (1, 1), "val": (h.val_clips, 1)}.get(split, (h.test_clips, h.test_crops))
-        return SamplingConfig(h.num_frames, h.sampling, h.stride, clips, crops)
+        c = self.cfg
+        clips, crops = {"train": (1, 1), "val": (c.val_clips, 1)}.get(split, (c.test_clips, c.test_crops))
+        return SamplingConfig(c.num_frames, c.sampling, c.stride, clips, crops)
 
     def transform(self, split: str) -> ClipTransform:
-        """The clip transform of a split."""
-        h, p = self.hparams, self.preprocess()
-        crops = h.test_crops if split in ("test", "predict") else 1
+        """The clip transform of a split (size, mean, std and interpolation from the backbone)."""
+        c, p = self.cfg, self.preprocess()
+        crops = c.test_crops if split in ("test", "predict") else 1
         return ClipTransform(
-            p.image_size, p.mean, p.std, train=split == "train", scale=tuple(h.scale), flip=h.flip,
-            color_jitter=h.color_jitter, grayscale=h.grayscale, num_crops=crops,
+            p.image_size,
+            tuple(p.mean),
+            tuple(p.std),
+            train=split == "train",
+            scale=tuple(c.scale),
+            flip=c.flip,
+            color_jitter=c.color_jitter,
+            grayscale=c.grayscale,
+            num_crops=crops,
+            # open_clip may say "random" (training-time choice of filter); evaluate and train with bicubic then.
+            interpolation=p.interpolation if p.interpolation in ("bilinear", "bicubic") else "bicubic",
         )
+
+    @property
+    def decode_threads(self) -> int:
+        """Decoder threads actually used (see the ``decode_threads`` argument)."""
+        if self.cfg.decode_threads is not None:
+            return int(self.cfg.decode_threads)
+        return 1 if self.cfg.num_workers > 0 else 0
 
     def bad_file_log(self) -> BadFileLog:
         """The CSV every split reports bad videos to."""
         if self._bad_log is None:
-            path = self.hparams.bad_file_log
+            path = self.cfg.bad_file_log
             if path is None:
                 log_dir = getattr(getattr(self, "trainer", None), "log_dir", None)
                 path = Path(log_dir or ".") / "bad_videos.csv"
             self._bad_log = BadFileLog(path)
         return self._bad_log
 
+    def usable_records(self, split: str) -> list[VideoRecord]:
+        """Records of ``split`` after the ``missing`` policy; missing files are reported, never silently lost."""
+        records = self.records(split)
+        missing = self.missing_records(split, records)
+        self.missing[split] = missing
+        if not missing:
+            return records
+        summary = missing_summary(split, missing, len(records))
+        if self.cfg.missing == "error":
+            raise AnnotationError(
+                f"{summary}. Check root and the layout, run `alt check-data`, or set data.missing='report' "
+                "to go on without them."
+            )
+        action = "kept (missing)" if self.cfg.missing == "keep" else "dropped (missing)"
+        bad_log = self.bad_file_log()
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.global_rank == 0:  # every rank parses the same lists: report once
+            for r in missing:
+                bad_log.add(split, r, "missing file", action)
+            log.warning("%s; %s, listed in %s", summary, action.split()[0], bad_log.path)
+        if self.cfg.missing == "keep":
+            return records
+        absent = {id(r) for r in missing}
+        return [r for r in records if id(r) not in absent]
+
     def dataset(self, split: str) -> VideoDataset:
         """The (cached) dataset of a split."""
         if split not in self.datasets:
             source = "test" if split == "predict" else split
             self.datasets[split] = VideoDataset(
-                self.records(source),
+                self.usable_records(source),
                 self.transform(split),
                 self.sampling_config(split),
                 train=split == "train",
                 split=split,
-                seed=self.hparams.seed,
+                seed=self.cfg.seed,
                 bad_file_log=self.bad_file_log(),
-                decode_timeout_s=self.hparams.decode_timeout_s,
+                decode_timeout_s=self.cfg.decode_timeout_s,
+                decode_threads=self.decode_threads,
             )
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets the stage needs (parsing annotations, checking files)."""
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
-        for split in splits.get(stage or "fit", ("train", "val", "test")):
+        for split in splits.get(stage or "fit", SPLITS):
             ds = self.dataset(split)
             log.info("%s: %d videos x %d views", split, len(ds.records), ds.num_views)
 
@@ -162,14 +246,14 @@ class VideoDataModule(pl.LightningDataModule):
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         from alt_lightning.datamodules.samplers import ShardSampler
 
-        sampler = ShardSampler(ds, num_replicas=world, rank=rank, shuffle=split == "train", seed=self.hparams.seed)
-        workers = self.hparams.num_workers
+        sampler = ShardSampler(ds, num_replicas=world, rank=rank, shuffle=split == "train", seed=self.cfg.seed)
+        workers = self.cfg.num_workers
         return DataLoader(
             ds,
-            batch_size=self.hparams.batch_size,
+            batch_size=self.cfg.batch_size,
             sampler=sampler,
             num_workers=workers,
-            pin_memory=self.hparams.pin_memory and _cuda_available(),
+            pin_memory=self.cfg.pin_memory and _cuda_available(),
             drop_last=False,
             worker_init_fn=worker_init if workers > 0 else None,
             persistent_workers=False,  # workers re-read the dataset's epoch at each epoch
@@ -194,6 +278,12 @@ class VideoDataModule(pl.LightningDataModule):
     def state_dict(self) -> dict[str, Any]:
         """Nothing to save: data order is a function of ``(seed, epoch)``."""
         return {}
+
+    # ----------------------------------------------------------------- helpers for subclasses
+    def resolve(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` itself when absolute, else relative to ``root``."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else self.root / p
 
 
 def _cuda_available() -> bool:

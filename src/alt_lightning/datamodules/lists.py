@@ -14,13 +14,20 @@ from alt_lightning.text.classes import class_names as load_class_names
 class VideoListDataModule(VideoDataModule):
     """Videos listed as ``<path> <label>`` lines, one file per split.
 
+    On-disk layout (paths in the lists are relative to ``root``; absolute ones are kept)::
+
+        root/train.txt        videos/abseiling/a1.mp4 0
+        root/val.txt          videos/air drumming/b 7.mp4 1      (paths may hold spaces: the label is last)
+        root/classes.txt      one class name per line (or label_names.csv: "id,name")
+        root/videos/...
+
     Args:
         root: Folder the listed paths are relative to (absolute paths are kept).
+        classes: Class names: a shipped list name (``"kinetics400"``), a text file with one name per line, or a
+            label-name CSV ``id,name`` (relative to ``root`` or absolute).
         train_list: Training list file (relative to ``root`` or absolute).
         val_list: Validation list file.
         test_list: Test list file; defaults to ``val_list``.
-        classes: Class names: a shipped list name (``"kinetics400"``), a text file with one name per line, or a
-            label-name CSV ``id,name``.
         **kwargs: Sampling, transform and loader settings of :class:`VideoDataModule`.
     """
 
@@ -35,27 +42,28 @@ class VideoListDataModule(VideoDataModule):
     ) -> None:
         super().__init__(root=root, **kwargs)
         self.lists = {"train": train_list, "val": val_list, "test": test_list or val_list}
-        spec = self._resolve(classes) if not Path(classes).is_absolute() and (self.root / classes).exists() else classes
-        self._class_names = (
-            read_label_names_csv(spec) if str(spec).endswith(".csv") else load_class_names(spec)
-        )
-
-    def _resolve(self, path: str) -> Path:
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.root / p
+        self.classes_spec = classes
+        local = self.resolve(classes)
+        spec = local if not Path(classes).is_absolute() and local.exists() else classes
+        self._class_names = read_label_names_csv(spec) if str(spec).endswith(".csv") else load_class_names(spec)
 
     @property
     def class_names(self) -> list[str]:
         """Class names from ``classes``."""
         return self._class_names
 
+    @property
+    def dataset_name(self) -> str:
+        """The root folder's name (a list DataModule has no fixed dataset)."""
+        return self.root.resolve().name or "list"
+
     def records(self, split: str) -> list[VideoRecord]:
         """Records of one list file."""
-        records = parse_path_label_list(self._resolve(self.lists[split]), root=self.root)
+        records = parse_path_label_list(self.resolve(self.lists[split]), root=self.root)
         bad = [r for r in records if not 0 <= r.label < len(self._class_names)]
         if bad:
             raise ValueError(
                 f"{bad[0].meta.get('source', self.lists[split])}: label {bad[0].label} is outside the "
-                f"{len(self._class_names)} classes of {self.hparams.get('classes', 'the class list')}."
+                f"{len(self._class_names)} classes of {self.classes_spec}."
             )
         return records

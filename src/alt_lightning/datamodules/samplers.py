@@ -37,7 +37,8 @@ class ShardSampler(DistributedSampler):
         if not self.shuffle:
             return iter(range(self.rank, n, self.num_replicas))
         order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
-        order += order[: self.total_size - n]  # pad by wrapping (training only)
+        # Pad by wrapping (training only); repeat whole permutations when there are fewer items than ranks.
+        order = (order * math.ceil(self.total_size / n))[: self.total_size]
         return iter(order[self.rank : self.total_size : self.num_replicas])
 
     def __len__(self) -> int:

@@ -1,0 +1,226 @@
+r"""``alt check-data``: decode-check a DataModule's videos before training, in parallel processes.
+
+Usage::
+
+    alt check-data --config configs/experiments/k400_b16.yaml [--splits train val] [--workers 8]
+                   [--report check_data.csv] [--clean-list clean_{split}.txt] [--full] [--strict]
+    alt check-data --data.class_path alt_lightning.datamodules.UCFHMDBDataModule \
+                   --data.init_args.root data/ucf101 --data.init_args.dataset ucf101
+
+The config is the one ``alt fit`` takes; only its ``data:`` section is read. Every listed video (missing ones
+included) is opened, its header read, and a few frames decoded (first, middle, last: ``--full`` decodes all);
+the report CSV has one row per video and split: ``path, video_id, split, status (ok/bad), reason, frames, fps,
+duration, size_bytes``. A usable but damaged file (truncated: frames past the cut repeat the last one) is ``ok``
+with its reason, or ``bad`` with ``--strict``. ``--clean-list`` writes, per split, the ``path label`` list of the
+good videos, ready for :class:`~alt_lightning.datamodules.VideoListDataModule`. Exit status: 0 when every video
+is good, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import multiprocessing
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alt_lightning.data.decode import VideoDecodeError, VideoReader
+from alt_lightning.data.manifests import relative_path
+
+if TYPE_CHECKING:  # heavy imports (Lightning, jsonargparse) stay out of the checking worker processes
+    from alt_lightning.datamodules.base import VideoDataModule
+
+REPORT_COLUMNS = ("path", "video_id", "split", "status", "reason", "frames", "fps", "duration", "size_bytes")
+
+
+def check_video(path: str, timeout_s: float = 60.0, full: bool = False) -> dict[str, Any]:
+    """Open ``path``, read its header and decode some frames; never raises.
+
+    Args:
+        path: Video file.
+        timeout_s: Time limit of the open and of each decode call.
+        full: Decode every frame (slow; finds damage in the middle) instead of the first, middle and last.
+
+    Returns:
+        ``status`` (``"ok"``/``"bad"``), ``reason`` (empty, the decode error, or the issue of a usable file such
+        as ``"truncated: ..."``), ``frames``, ``fps``, ``duration``, ``size_bytes``.
+    """
+    out: dict[str, Any] = {"status": "bad", "reason": "", "frames": "", "fps": "", "duration": "", "size_bytes": ""}
+    if os.path.exists(path):
+        out["size_bytes"] = os.path.getsize(path)
+    try:
+        with VideoReader(path, timeout_s=timeout_s, threads=1) as reader:
+            info = reader.info
+            out.update(frames=info.num_frames, fps=round(info.fps, 3), duration=round(info.duration_s, 3))
+            n = info.num_frames
+            issues: list[str] = []
+            chunks = [list(range(s, min(n, s + 64))) for s in range(0, n, 64)] if full else [[0, n // 2, n - 1]]
+            for chunk in chunks:
+                reader.get(chunk)
+                if reader.last_issue:
+                    issues.append(reader.last_issue)
+                    break
+        out.update(status="ok", reason=issues[0] if issues else "")
+    except VideoDecodeError as e:
+        out["reason"] = e.reason
+    except Exception as e:  # a checker must report, not crash, whatever the file does to FFmpeg
+        out["reason"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+def _check_all(paths: list[str], workers: int, timeout_s: float, full: bool, progress: bool) -> dict[str, dict]:
+    """``check_video`` over ``paths`` in ``workers`` processes (0: in this process), with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    results: dict[str, dict] = {}
+    columns = (TextColumn("checking videos"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task = bar.add_task("check", total=len(paths))
+        if workers <= 0:
+            for p in paths:
+                results[p] = check_video(p, timeout_s, full)
+                bar.advance(task)
+            return results
+        # forkserver: workers start clean (no Lightning, no torch threads inherited) and import only decode.py.
+        ctx = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            # Chunks of a few videos: fewer round trips than one task per video, results still stream in.
+            check = functools.partial(check_video, timeout_s=timeout_s, full=full)
+            for path, result in zip(paths, pool.map(check, paths, chunksize=8), strict=True):
+                results[path] = result
+                bar.advance(task)
+    return results
+
+
+def _clean_list_path(pattern: str, split: str, several: bool) -> Path:
+    """``pattern`` with ``{split}`` filled in; ``name.<split>.txt`` when several splits share a plain name."""
+    if "{split}" in pattern:
+        return Path(pattern.format(split=split))
+    p = Path(pattern)
+    return p.with_name(f"{p.stem}.{split}{p.suffix}") if several else p
+
+
+def build_parser(prog: str, description: str) -> Any:
+    """A jsonargparse parser with ``--config`` (an ``alt fit`` config: its ``data:`` section) and ``--data``."""
+    from jsonargparse import ArgumentParser
+
+    from alt_lightning.datamodules.base import VideoDataModule
+
+    parser = ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", type=str | None, default=None, help="alt fit config file (its data: section)")
+    parser.add_subclass_arguments(VideoDataModule, "data", required=False)
+    return parser
+
+
+def parse_with_data(parser: Any, argv: Sequence[str]) -> tuple[Any, VideoDataModule | None]:
+    """Parse ``argv``; the ``data:`` section of ``--config`` comes first, so ``--data.*`` arguments override it.
+
+    Returns:
+        The parsed namespace and the instantiated DataModule (``None`` when neither was given).
+    """
+    import yaml
+
+    argv = list(argv)
+    config = None
+    for i, a in enumerate(argv):
+        if a.startswith("--config="):
+            config = a.split("=", 1)[1]
+        elif a == "--config" and i + 1 < len(argv):
+            config = argv[i + 1]
+    if config is not None:
+        data = (yaml.safe_load(Path(config).read_text()) or {}).get("data")
+        if data is None:
+            raise SystemExit(f"{config}: no data: section; pass a config that alt fit accepts, or --data.*")
+        argv = [f"--data={json.dumps(data)}", *argv]
+    cfg = parser.parse_args(argv)
+    if cfg.get("data") is None:
+        return cfg, None
+    # `instantiate` since jsonargparse 4.49 (`instantiate_classes` before).
+    init = parser.instantiate(cfg) if hasattr(parser, "instantiate") else parser.instantiate_classes(cfg)
+    return cfg, init.data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alt check-data``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    parser = build_parser("alt check-data", __doc__.split("\n\n")[0])
+    parser.add_argument("--splits", type=str, default=["train", "val", "test"], nargs="+")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (0: this one)")
+    parser.add_argument("--report", type=str, default="check_data.csv", help="report CSV to write")
+    parser.add_argument(
+        "--clean_list",
+        "--clean-list",
+        type=str | None,
+        default=None,
+        help="write the good videos as 'path label' lists (use {split} in the name)",
+    )
+    parser.add_argument("--full", type=bool, default=False, help="decode every frame, not three")
+    parser.add_argument("--strict", type=bool, default=False, help="count usable but damaged files as bad")
+    parser.add_argument("--timeout_s", type=float, default=60.0, help="time limit per video")
+    parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
+    cfg, dm = parse_with_data(parser, sys.argv[1:] if argv is None else argv)
+    console = Console()
+    if dm is None:
+        console.print("[red]give --config (an alt fit config) or --data.class_path ...[/red]")
+        return 2
+
+    unknown = [s for s in cfg.splits if s not in ("train", "val", "test")]
+    if unknown:
+        console.print(f"[red]unknown split(s) {unknown}: use train, val and/or test (--splits train val)[/red]")
+        return 2
+    per_split: dict[str, list] = {}
+    errors: list[str] = []
+    for split in cfg.splits:
+        try:
+            per_split[split] = dm.records(split)
+        except Exception as e:  # one split's annotations may be absent (e.g. Kinetics test.csv)
+            errors.append(f"{split}: {e}")
+    paths = sorted({r.path for records in per_split.values() for r in records})
+    results = _check_all(paths, cfg.workers, cfg.timeout_s, cfg.full, cfg.progress)
+
+    report = Path(cfg.report)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    table = Table("split", "videos", "ok", "bad", "damaged but usable", "most common reasons")
+    any_bad = bool(errors)
+    with report.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        for split, records in per_split.items():
+            good, reasons, damaged = [], Counter(), 0
+            for r in records:
+                res = dict(results[r.path])
+                if res["status"] == "ok" and res["reason"]:
+                    damaged += 1
+                    if cfg.strict:
+                        res["status"] = "bad"
+                if res["status"] == "bad":
+                    reasons[res["reason"].split(":")[0]] += 1
+                else:
+                    good.append(r)
+                writer.writerow({"path": r.path, "video_id": r.video_id, "split": split, **res})
+            n_bad = len(records) - len(good)
+            any_bad |= n_bad > 0
+            top = ", ".join(f"{k} ({v})" for k, v in reasons.most_common(3))
+            table.add_row(split, str(len(records)), str(len(good)), str(n_bad), str(damaged), top)
+            if cfg.clean_list:
+                out = _clean_list_path(cfg.clean_list, split, len(per_split) > 1)
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text("".join(f"{relative_path(r.path, dm.root)} {r.label}\n" for r in good))
+                console.print(f"{split}: {len(good)} good videos listed in {out}")
+    console.print(table)
+    for e in errors:
+        console.print(f"[red]{e}[/red]")
+    console.print(f"report: {report}")
+    return 1 if any_bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,225 @@
+"""``alt loader-bench``: clips per second of the data path (decode + sample + transform) per worker count.
+
+Usage::
+
+    alt loader-bench                                   # writes a synthetic set (340x256, 150 frames) and times it
+    alt loader-bench --videos /data/k400/val --limit 64 --workers 0 1 2 4
+    alt loader-bench --config configs/experiments/k400_b16.yaml --workers 2 4 8
+    alt loader-bench --synthetic 16 --modes train eval --json bench.json
+
+For each mode (``train``: random segment sampling and augmentation, one clip per video; ``eval``: the test views,
+deterministic) and each worker count it runs a DataLoader over the videos (cycled to ``--batches`` batches) and
+reports clips/s after the first batch (steady state; worker start-up excluded) and the first batch's latency.
+Inside workers each decoder uses 1 thread, in the main process FFmpeg's default (as the DataModules do). When
+``import decord`` works the same loop is timed with decord as the decoder (decord is never a dependency).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from alt_lightning.data.annotations import VIDEO_EXTENSIONS
+from alt_lightning.data.dataset import SamplingConfig, VideoDataset, worker_init
+from alt_lightning.data.records import VideoRecord
+from alt_lightning.data.transforms import ClipTransform
+
+
+class DecordVideoDataset(VideoDataset):
+    """The same dataset with decord as the decoder (for comparison only)."""
+
+    def load_clip(self, record: VideoRecord, view: int, rng: np.random.Generator | None) -> torch.Tensor:
+        """Decode with ``decord.VideoReader`` and ``get_batch``; sampling and transform as the PyAV path."""
+        import decord
+
+        clip, crop = divmod(view, self.sampling.num_crops)
+        reader = decord.VideoReader(record.path, num_threads=self.decode_threads)
+        frames = reader.get_batch(self.frame_indices(len(reader), clip, rng)).asnumpy()  # [T, H, W, 3]
+        if self.train:
+            return self.transform(frames, rng)
+        return self.transform(frames, None, crop if self.sampling.num_crops == 3 else 1)
+
+
+def decord_available() -> bool:
+    """Whether decord can be imported here."""
+    try:
+        import decord  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def time_loader(
+    dataset: VideoDataset, *, workers: int, batch_size: int, batches: int, seed: int = 0
+) -> dict[str, float]:
+    """Iterate ``batches`` batches (the dataset cycled, shuffled in training) and time them.
+
+    Returns:
+        ``clips``, ``first_batch_s`` (includes worker start-up), ``seconds`` (after the first batch) and
+        ``clips_per_s`` (steady state: clips after the first batch over their time).
+    """
+    n = batches * batch_size
+    reps = math.ceil(n / len(dataset))
+    rng = np.random.default_rng(seed)
+    order = [
+        int(i) for _ in range(reps) for i in (rng.permutation(len(dataset)) if dataset.train else range(len(dataset)))
+    ]
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=order[:n],
+        num_workers=workers,
+        worker_init_fn=worker_init if workers > 0 else None,
+        drop_last=False,
+    )
+    t0 = time.perf_counter()
+    t_first = t0
+    clips = first = 0
+    for i, batch in enumerate(loader):
+        clips += len(batch["label"])
+        if i == 0:
+            t_first, first = time.perf_counter(), clips
+    end = time.perf_counter()
+    steady = end - t_first
+    return {
+        "clips": clips,
+        "first_batch_s": t_first - t0,
+        "seconds": steady,
+        "clips_per_s": (clips - first) / steady if steady > 0 and clips > first else float("nan"),
+    }
+
+
+def _synthetic(folder: Path, count: int, frames: int, size: tuple[int, int], codec: str) -> list[VideoRecord]:
+    from alt_lightning.data.synthetic import DEFAULT_CLASSES, write_synthetic_dataset
+
+    per_class = math.ceil(count / len(DEFAULT_CLASSES))
+    paths = write_synthetic_dataset(
+        folder,
+        videos_per_class={"bench": per_class},
+        num_frames=frames,
+        width=size[0],
+        height=size[1],
+        fps=30,
+        codec=codec,
+    )
+    lines = paths["bench"].read_text().splitlines()[: count if count else None]
+    return [VideoRecord(str(folder / p), int(lab), p) for p, lab in (ln.rsplit(None, 1) for ln in lines)]
+
+
+def _folder(folder: Path, limit: int | None) -> list[VideoRecord]:
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not files:
+        raise SystemExit(f"{folder}: no video files ({', '.join(VIDEO_EXTENSIONS)})")
+    return [VideoRecord(str(p), 0, p.relative_to(folder).as_posix()) for p in files[:limit]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alt loader-bench``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from alt_lightning.commands.check_data import build_parser, parse_with_data
+
+    parser = build_parser("alt loader-bench", __doc__.split("\n\n")[0])
+    parser.add_argument("--videos", type=str | None, default=None, help="folder of videos (searched recursively)")
+    parser.add_argument("--synthetic", type=int, default=16, help="videos to write when no other source is given")
+    parser.add_argument("--synthetic_size", type=str, default="340x256", help="WIDTHxHEIGHT of synthetic videos")
+    parser.add_argument("--synthetic_frames", type=int, default=150, help="frames per synthetic video (30 fps)")
+    parser.add_argument("--codec", type=str, default="h264", help="synthetic codec: h264, mpeg4, vp9, mjpeg")
+    parser.add_argument("--limit", type=int | None, default=None, help="use at most this many videos")
+    parser.add_argument("--workers", type=int, default=[0, 1, 2], nargs="+", help="DataLoader worker counts")
+    parser.add_argument("--modes", type=str, default=["train", "eval"], nargs="+", help="train and/or eval")
+    parser.add_argument("--batches", type=int, default=8, help="batches timed per configuration")
+    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--num_frames", type=int, default=8, help="frames per clip (videos/synthetic)")
+    parser.add_argument("--image_size", type=int, default=224, help="output side (videos/synthetic)")
+    parser.add_argument("--decode_threads", type=int | None, default=None, help="default: 1 in workers, else 0")
+    parser.add_argument("--decord", type=bool, default=True, help="also time decord when it is installed")
+    parser.add_argument("--json", type=str | None, default=None, help="write the results here")
+    cfg, dm = parse_with_data(parser, sys.argv[1:] if argv is None else argv)
+    console = Console()
+
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if dm is not None:
+        source = f"{type(dm).__name__}({dm.root})"
+        records = {m: dm.records("train" if m == "train" else "test")[: cfg.limit] for m in cfg.modes}
+        sampling = {m: dm.sampling_config("train" if m == "train" else "test") for m in cfg.modes}
+        transforms = {m: dm.transform("train" if m == "train" else "test") for m in cfg.modes}
+        batch_size = dm.cfg.batch_size
+    else:
+        if cfg.videos:
+            base = _folder(Path(cfg.videos), cfg.limit)
+            source = f"{cfg.videos} ({len(base)} videos)"
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="alt_loader_bench_")
+            w, h = (int(v) for v in cfg.synthetic_size.lower().split("x"))
+            t = time.perf_counter()
+            base = _synthetic(Path(tmp.name), cfg.synthetic, cfg.synthetic_frames, (w, h), cfg.codec)
+            source = f"synthetic {len(base)} x {w}x{h} {cfg.synthetic_frames} frames {cfg.codec}"
+            console.print(f"wrote {source} in {time.perf_counter() - t:.1f} s")
+        mean, std = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)  # CLIP's
+        records = dict.fromkeys(cfg.modes, base)
+        sampling = {m: SamplingConfig(cfg.num_frames) for m in cfg.modes}
+        transforms = {
+            m: ClipTransform(cfg.image_size, mean, std, train=m == "train", interpolation="bicubic") for m in cfg.modes
+        }
+        batch_size = cfg.batch_size
+
+    readers = ["pyav"] + (["decord"] if cfg.decord and decord_available() else [])
+    table = Table("reader", "mode", "workers", "threads", "clips", "first batch s", "clips/s")
+    results: list[dict[str, Any]] = []
+    console.print(
+        f"source: {source}; batch {batch_size}; {torch.get_num_threads()} torch threads; {os.cpu_count()} CPUs"
+    )
+    try:
+        for reader in readers:
+            cls = DecordVideoDataset if reader == "decord" else VideoDataset
+            for mode in cfg.modes:
+                for workers in cfg.workers:
+                    threads = cfg.decode_threads if cfg.decode_threads is not None else (1 if workers > 0 else 0)
+                    ds = cls(
+                        records[mode],
+                        transforms[mode],
+                        sampling[mode],
+                        train=mode == "train",
+                        split=mode,
+                        decode_threads=threads,
+                    )
+                    r = time_loader(ds, workers=workers, batch_size=batch_size, batches=cfg.batches)
+                    row = {"reader": reader, "mode": mode, "workers": workers, "threads": threads, **r}
+                    results.append(row)
+                    table.add_row(
+                        reader,
+                        mode,
+                        str(workers),
+                        str(threads),
+                        str(r["clips"]),
+                        f"{r['first_batch_s']:.2f}",
+                        f"{r['clips_per_s']:.1f}",
+                    )
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    console.print(table)
+    if cfg.decord and "decord" not in readers:
+        console.print("decord is not installed: PyAV only (decord is an optional comparison, never a dependency)")
+    if cfg.json:
+        Path(cfg.json).write_text(
+            json.dumps({"source": source, "batch_size": batch_size, "results": results}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

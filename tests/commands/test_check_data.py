@@ -1,0 +1,124 @@
+"""`alt check-data`: parallel decode check, report CSV, cleaned lists, config handling."""
+
+from __future__ import annotations
+
+import csv
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import yaml
+
+from alt_lightning.cli import main as alt_main
+from alt_lightning.commands.check_data import REPORT_COLUMNS, check_video
+
+
+def _truncated_mp4(path: Path) -> Path:
+    """An mp4 whose index (moov first) promises 40 frames of which about half remain after the cut."""
+    full = path.with_name("full_" + path.name)
+    rng = np.random.default_rng(0)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as c:
+        s = c.add_stream("libx264", rate=20, options={"g": "10"})
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        for i in range(40):
+            arr = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)  # noise: big packets, so the cut is mid-stream
+            frame = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 20)
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    full.unlink()
+    return path
+
+
+@pytest.fixture
+def mixed_root(synthetic_root: Path, tmp_path: Path) -> Path:
+    """A list dataset: 4 good training videos, then garbage, empty, missing and truncated files."""
+    root = tmp_path / "data"
+    (root / "v").mkdir(parents=True)
+    good = sorted((synthetic_root / "videos").rglob("train_*.mp4"))[:4]
+    for i, src in enumerate(good):
+        os.symlink(src, root / "v" / f"good {i}.mp4")  # a space in the name, as list files allow
+    (root / "v" / "garbage.mp4").write_bytes(np.random.default_rng(1).integers(0, 256, 4000, np.uint8).tobytes())
+    (root / "v" / "empty.mp4").write_bytes(b"")
+    _truncated_mp4(root / "v" / "cut.mp4")
+    lines = [f"v/good {i}.mp4 {i % 2}" for i in range(4)] + ["v/garbage.mp4 0", "v/empty.mp4 1", "v/cut.mp4 1"]
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    (root / "val.txt").write_text("v/good 0.mp4 0\nv/missing.mp4 1\n")
+    (root / "classes.txt").write_text("left\nright\n")
+    return root
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_check_video_reports_reasons_without_raising(mixed_root: Path) -> None:
+    ok = check_video(str(mixed_root / "v" / "good 0.mp4"))
+    assert (ok["status"], ok["reason"], ok["frames"], ok["fps"], ok["duration"]) == ("ok", "", 12, 12.0, 1.0)
+    assert ok["size_bytes"] > 0
+    assert check_video(str(mixed_root / "v" / "garbage.mp4"))["reason"] == "undecodable"
+    assert check_video(str(mixed_root / "v" / "nope.mp4"))["reason"] == "missing file"
+    cut = check_video(str(mixed_root / "v" / "cut.mp4"))
+    assert cut["status"] == "ok" and cut["reason"].startswith("truncated") and cut["frames"] == 40
+    assert check_video(str(mixed_root / "v" / "cut.mp4"), full=True)["reason"].startswith("truncated")
+
+
+@pytest.mark.timeout(120)
+def test_check_data_in_parallel_writes_report_and_clean_lists(mixed_root: Path, tmp_path: Path, capsys) -> None:
+    report, clean = tmp_path / "report.csv", tmp_path / "clean_{split}.txt"
+    rc = alt_main(
+        [
+            "check-data",
+            "--data.class_path=alt_lightning.datamodules.VideoListDataModule",
+            f"--data.init_args.root={mixed_root}",
+            "--data.init_args.classes=classes.txt",
+            "--splits",
+            "train",
+            "val",
+            "--workers=2",
+            f"--report={report}",
+            f"--clean-list={clean}",
+        ]
+    )
+    assert rc == 1  # bad videos found
+    rows = _rows(report)
+    assert tuple(rows[0]) == REPORT_COLUMNS
+    got = {(r["split"], Path(r["path"]).name): (r["status"], r["reason"].split(":")[0]) for r in rows}
+    assert got == {
+        **{("train", f"good {i}.mp4"): ("ok", "") for i in range(4)},
+        ("train", "garbage.mp4"): ("bad", "undecodable"),
+        ("train", "empty.mp4"): ("bad", "empty file"),
+        ("train", "cut.mp4"): ("ok", "truncated"),
+        ("val", "good 0.mp4"): ("ok", ""),
+        ("val", "missing.mp4"): ("bad", "missing file"),
+    }
+    good0 = next(r for r in rows if r["path"].endswith("good 0.mp4"))
+    assert (good0["frames"], good0["fps"], good0["duration"]) == ("12", "12.0", "1.0") and int(good0["size_bytes"]) > 0
+    train_list = (tmp_path / "clean_train.txt").read_text().splitlines()
+    assert train_list == ["v/good 0.mp4 0", "v/good 1.mp4 1", "v/good 2.mp4 0", "v/good 3.mp4 1", "v/cut.mp4 1"]
+    assert (tmp_path / "clean_val.txt").read_text() == "v/good 0.mp4 0\n"
+    out = capsys.readouterr().out
+    assert "undecodable (1)" in out and "missing file (1)" in out
+
+
+def test_check_data_reads_the_data_section_of_a_fit_config(mixed_root: Path, tmp_path: Path) -> None:
+    config = tmp_path / "fit.yaml"
+    data = {"class_path": "alt_lightning.datamodules.VideoListDataModule", "init_args": {"root": str(mixed_root)}}
+    data["init_args"] |= {"classes": "classes.txt", "val_list": "nothing.txt"}
+    config.write_text(yaml.safe_dump({"model": {"class_path": "x"}, "trainer": {"max_epochs": 1}, "data": data}))
+    report, clean = tmp_path / "r.csv", tmp_path / "train_clean.txt"
+    args = ["check-data", f"--config={config}", "--data.init_args.val_list=val.txt", "--splits", "val"]
+    assert alt_main([*args, "--workers=0", f"--report={report}", "--progress=false"]) == 1
+    assert [Path(r["path"]).name for r in _rows(report)] == ["good 0.mp4", "missing.mp4"]  # override applied
+    strict = ["check-data", f"--config={config}", "--splits", "train", "--workers=0", "--strict=true"]
+    assert alt_main([*strict, f"--report={report}", f"--clean-list={clean}", "--progress=false"]) == 1
+    assert "v/cut.mp4 1" not in clean.read_text().splitlines()  # damaged files are bad with --strict
+    assert next(r for r in _rows(report) if r["path"].endswith("cut.mp4"))["status"] == "bad"
