@@ -159,7 +159,7 @@ class VideoReader:
         threads: int = 0,
         thread_type: str = "AUTO",
         timeout_s: float | None = 60.0,
-        seek_threshold: int = 24,
+        seek_threshold: int = 8,
         size: tuple[int, int] | None = None,
         frame_index: str = "packets",
     ) -> None:
@@ -176,8 +176,10 @@ class VideoReader:
                 the < 1 s a 10 s clip takes, so only broken or pathological files hit it.
             seek_threshold: Seek only when seeking skips at least this many frames that sequential
                 decoding would decode (a seek flushes the decoder and costs about as much as decoding
-                a few frames). Our choice (paper silent): 24; ``0`` seeks whenever a keyframe lies
-                between, a very large value always decodes sequentially.
+                a few frames). Our choice (paper silent): 8, measured on 150-frame h264 clips with a
+                keyframe every 12 frames (8 segment frames: 24 decoded 128 frames per clip, 8 about 55);
+                ``0`` seeks whenever a keyframe lies between, a very large value always decodes
+                sequentially.
             size: ``(height, width)`` to let FFmpeg's scaler resize while converting to RGB (cheaper
                 than resizing the full frame later); ``None`` keeps the coded size.
             frame_index: How a frame index maps to a timestamp: ``"packets"`` (default) demuxes the
