@@ -103,7 +103,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         args.model_name, args.r, args.corpus_size, args.num_classes, args.adapter_layers, args.compile
     )
     model.to(device)
-    cast_frozen = dtype is not None and device.type == "cuda" and not args.no_frozen_cast
+    cast_frozen = dtype is not None and device.type == "cuda" and args.frozen_cast
     if cast_frozen:
         model.encoder.cast_frozen_(dtype)  # what ALTModule does on a GPU with bf16 precision
     size = clip.visual.image_size[0] if isinstance(clip.visual.image_size, tuple) else clip.visual.image_size
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile the region encoder")
-    p.add_argument("--no_frozen_cast", action="store_true", help="keep frozen weights fp32 under bf16 autocast")
+    p.add_argument("--frozen_cast", action="store_true", help="store the frozen tower in bf16 (cast_frozen_bf16)")
     p.add_argument("--baseline", action="store_true", help="also time the bare visual tower and its full fine-tuning")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)

@@ -24,12 +24,16 @@ class EncoderConfig:
         trainable_blocks: 0 frozen (paper), -1 all, k > 0 the last k blocks (our option).
         keep_source: Keep the patch-to-region map for heatmaps (explanations; costs memory).
         proportional_attention: ToMe's log-size attention bias (on, as ToMe publishes it).
+        cast_frozen_bf16: On a GPU with bf16 precision, store the frozen tower in bf16 once instead of letting
+            autocast re-cast it at every call. Our option, off by default: on an H200 it changed inference by
+            +0.7 % and training steps were not faster (docs/benchmarks.md).
     """
 
     r: int = 8
     trainable_blocks: int = 0
     keep_source: bool = False
     proportional_attention: bool = True
+    cast_frozen_bf16: bool = False
 
 
 @dataclass
