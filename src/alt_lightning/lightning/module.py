@@ -248,10 +248,10 @@ class ALTModule(pl.LightningModule):
 
     # ------------------------------------------------------------------ steps
     def cast_frozen_weights(self) -> None:
-        """On a GPU with bf16 precision, store the frozen backbone in bf16 once (autocast would re-cast it per call)."""
+        """With ``encoder.cast_frozen_bf16`` on a GPU with bf16 precision, store the frozen backbone in bf16 once."""
         trainer = self._trainer
         precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
-        if self.device.type == "cuda" and precision.startswith("bf16"):
+        if self.encoder_config.cast_frozen_bf16 and self.device.type == "cuda" and precision.startswith("bf16"):
             self.model.encoder.cast_frozen_(torch.bfloat16)
 
     def on_fit_start(self) -> None:  # noqa: D102
@@ -267,9 +267,23 @@ class ALTModule(pl.LightningModule):
         """Run ALT on clips ``[B, T, 3, S, S]``."""
         return self.model(video)
 
+    def _forward_batch(self, batch: dict[str, Any]) -> ALTOutput:
+        """ALT on a batch of decoded clips (``"video"``) or of cached frozen-backbone tokens (``"tokens"``).
+
+        Batches from :class:`~alt_lightning.datamodules.CachedFeatureDataModule` carry the region encoder's output
+        ``[B, T, 1+R, C]`` (stored once, since the backbone is frozen), so the encoder is skipped.
+        """
+        if "tokens" not in batch:
+            return self(batch["video"])
+        tokens = batch["tokens"]  # [B, T, 1+R, C]
+        if tokens.dtype in (torch.float16, torch.bfloat16):
+            tokens = tokens.float()  # stored in half precision; the trainable head runs as on decoded clips
+        z, ids, confidence = self.model.forward_features(tokens)
+        return ALTOutput(self.model.classifier(z), z, ids, confidence, batch.get("sizes"), batch.get("source"))
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         """Cross-entropy on one batch of clips."""
-        out = self(batch["video"])
+        out = self._forward_batch(batch)
         loss = self.loss_fn(out.logits, batch["label"])
         self.train_metrics.update(out.logits.detach(), batch["label"])
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
@@ -281,7 +295,7 @@ class ALTModule(pl.LightningModule):
         self.train_metrics.reset()
 
     def _eval_step(self, batch: dict[str, Any]) -> None:
-        out = self(batch["video"])
+        out = self._forward_batch(batch)
         self._eval_outputs.append(
             {
                 "index": batch["index"].detach(),
@@ -352,7 +366,7 @@ class ALTModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Scores and alignment explanations per clip."""
-        out = self(batch["video"])
+        out = self._forward_batch(batch)
         return {
             "video_id": batch["video_id"],
             "index": batch["index"],

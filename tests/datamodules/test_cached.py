@@ -1,0 +1,240 @@
+"""CachedFeatureDataModule: fit and test from the cache match decoding; invalidation; failed videos; DDP; CLI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import yaml
+
+from alt_lightning.cli import main as alt_main
+from alt_lightning.data.feature_cache import CachedFeatureDataset, FeatureCacheError, list_caches
+from alt_lightning.datamodules import CachedFeatureDataModule, VideoListDataModule
+from alt_lightning.lightning import ALTModule
+from alt_lightning.model.backbone import load_clip
+
+
+def _base(root: Path, tmp_path: Path, **kw: Any) -> VideoListDataModule:
+    settings = {"num_frames": 4, "batch_size": 4, "num_workers": 0, "flip": 0.0, "pin_memory": False, **kw}
+    return VideoListDataModule(
+        root=str(root), classes="classes.txt", test_list="test.txt", bad_file_log=str(tmp_path / "bad.csv"), **settings
+    )
+
+
+def _trainer(tmp_path: Path, **kw: Any) -> pl.Trainer:
+    settings = {"max_epochs": 1, **kw}
+    return pl.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=tmp_path,
+        **settings,
+    )
+
+
+class BatchKeys(pl.Callback):
+    """Remembers the keys of the training batches."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: Any, batch: dict, batch_idx: int) -> None:
+        self.keys |= set(batch)
+
+
+def test_fit_and_test_from_the_cache_match_decoding(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
+    pl.seed_everything(0)
+    base = _base(synthetic_root, tmp_path, test_clips=2)
+    dm = CachedFeatureDataModule(base, feature_dir=str(tmp_path / "cache"), batch_size=8)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    before = {k: v.clone() for k, v in model.named_parameters() if v.requires_grad}
+    keys = BatchKeys()
+    trainer = _trainer(tmp_path, max_epochs=2, callbacks=[keys])
+    trainer.fit(model, dm)
+    assert keys.keys == {"tokens", "label", "index", "view", "ok", "video_id"}
+    assert any(not torch.equal(before[k], v) for k, v in model.named_parameters() if v.requires_grad)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"]) and "val/top1" in trainer.callback_metrics
+    assert sorted(c.split for c in list_caches(tmp_path / "cache")) == ["train", "val"]  # test not built yet
+    assert len(dm.dataset("train")) == 24 and len(trainer.train_dataloader) == 3  # 24 videos, batches of 8
+
+    trainer.test(model, dm)
+    cached, cached_metrics = model.last_eval, dict(trainer.callback_metrics)
+    # The cache is read, the encoder not run: a broken encoder changes nothing.
+    model.model.encoder.forward = None
+    trainer.test(model, dm)
+    assert torch.equal(model.last_eval["probs"], cached["probs"])
+    del model.model.encoder.forward
+
+    trainer.test(model, base)
+    decoded, decoded_metrics = model.last_eval, dict(trainer.callback_metrics)
+    assert cached["views"] == decoded["views"] == 2 and cached["num_videos"] == decoded["num_videos"] == 12
+    assert torch.equal(cached["index"], decoded["index"]) and torch.equal(cached["label"], decoded["label"])
+    assert torch.allclose(cached["probs"], decoded["probs"], atol=1e-4, rtol=0)  # float16 storage
+    for k in ("test/top1", "test/top5", "test/mean_class", "test/videos", "test/failed_videos"):
+        assert float(cached_metrics[k]) == float(decoded_metrics[k]), k
+
+
+def test_changed_sampling_or_backbone_is_rebuilt_or_refused(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    cache_dir = str(tmp_path / "cache")
+    torch.manual_seed(0)
+    model = ALTModule(class_names=_base(synthetic_root, tmp_path).class_names, **module_kwargs)
+    first = CachedFeatureDataModule(_base(synthetic_root, tmp_path), feature_dir=cache_dir, splits=["test"])
+    built = first.prepare_caches(model)["test"]
+    same = CachedFeatureDataModule(
+        _base(synthetic_root, tmp_path), feature_dir=cache_dir, splits=["test"], build="never"
+    )
+    assert same.prepare_caches(model)["test"].directory == built.directory
+
+    fewer = CachedFeatureDataModule(
+        _base(synthetic_root, tmp_path, num_frames=3), feature_dir=cache_dir, splits=["test"], build="never"
+    )
+    with pytest.raises(FeatureCacheError, match=r"sampling.num_frames: 4 in the cache, 3 now.*alt cache build"):
+        fewer.prepare_caches(model)
+
+    torch.manual_seed(1)
+    weights = tmp_path / "other.pt"
+    torch.save(load_clip("alt-tiny").state_dict(), weights)
+    other = ALTModule(class_names=model.class_names, **{**module_kwargs, "pretrained": str(weights)})
+    with pytest.raises(FeatureCacheError, match=r"backbone.fingerprint"):
+        same.prepare_caches(other)
+    auto = CachedFeatureDataModule(_base(synthetic_root, tmp_path), feature_dir=cache_dir, splits=["test"])
+    rebuilt = auto.prepare_caches(other)["test"]
+    assert rebuilt.directory != built.directory
+    assert rebuilt.spec["backbone"]["fingerprint"] == other.backbone_fingerprint != model.backbone_fingerprint
+    assert len(list_caches(cache_dir)) == 2  # the other backbone's cache is kept for it
+
+
+def _root_with_broken_video(synthetic_root: Path, tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    root.mkdir()
+    shutil.copy(synthetic_root / "classes.txt", root / "classes.txt")
+    (root / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated" * 8)
+    for split in ("train", "test"):
+        lines = (synthetic_root / f"{split}.txt").read_text().splitlines()[::3]  # one of three videos
+        lines = [f"{synthetic_root / line.rsplit(' ', 1)[0]} {line.rsplit(' ', 1)[1]}" for line in lines]
+        (root / f"{split}.txt").write_text("\n".join([*lines, "broken.mp4 2"]) + "\n")
+    (root / "val.txt").write_text((root / "test.txt").read_text())
+    return root
+
+
+def test_failed_videos_are_counted_from_the_cache(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
+    root = _root_with_broken_video(synthetic_root, tmp_path)
+    base = _base(root, tmp_path, test_clips=2)
+    dm = CachedFeatureDataModule(base, feature_dir=str(tmp_path / "cache"), splits=["train", "test"])
+    torch.manual_seed(0)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    trainer = _trainer(tmp_path, limit_val_batches=0)
+    with pytest.warns(UserWarning, match="1 of 5 test videos could not be decoded"):
+        trainer.fit(model, dm)
+        trainer.test(model, dm)
+    assert float(trainer.callback_metrics["test/failed_videos"]) == 1.0
+    assert float(trainer.callback_metrics["test/videos"]) == 5.0
+    train_cache = dm.caches["train"]
+    assert train_cache.num_items == 9 and train_cache.num_failed_videos == 1 and len(dm.dataset("train")) == 8
+    assert "val" not in dm.caches  # validation was disabled: never encoded
+    rows = list(csv_rows(tmp_path / "bad.csv"))
+    assert {(r["split"], r["video_id"]) for r in rows} == {("train", "broken.mp4"), ("test", "broken.mp4")}
+
+
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_ddp_ranks_read_every_item_once_and_never_build(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    torch.manual_seed(0)
+    dm = CachedFeatureDataModule(
+        _base(synthetic_root, tmp_path, test_clips=3),
+        feature_dir=str(tmp_path / "cache"),
+        splits=["test"],
+        batch_size=5,
+    )
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    dm.prepare_caches(model)
+    pairs = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(world_size=2, global_rank=rank, lightning_module=model)
+        for batch in dm.test_dataloader():
+            pairs += list(zip(batch["index"].tolist(), batch["view"].tolist(), strict=True))
+    assert sorted(pairs) == [(v, c) for v in range(12) for c in range(3)]  # 12 videos x 3 views, each once
+
+    fresh = CachedFeatureDataModule(
+        _base(synthetic_root, tmp_path), feature_dir=str(tmp_path / "empty"), splits=["test"]
+    )
+    fresh.trainer = SimpleNamespace(world_size=2, global_rank=0, lightning_module=model)
+    with pytest.raises(FeatureCacheError, match=r"not built under DDP .*alt cache build"):
+        fresh.test_dataloader()
+    assert isinstance(dm.dataset("predict"), CachedFeatureDataset)  # predict reads the test cache
+    assert dm.dataset("val") is dm.base.dataset("val")  # an uncached split is the base's
+
+
+def test_cache_command_builds_lists_and_clears(
+    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, capsys
+) -> None:
+    cache_dir = tmp_path / "cache"
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "logger": False, "enable_progress_bar": False},
+        "model": {
+            "class_path": "alt_lightning.lightning.ALTModule",
+            "init_args": {
+                "model_name": "alt-tiny",
+                "pretrained": str(tiny_weights),
+                "corpus": str(tiny_corpus),
+                "encoder": {"r": 2},
+                "adapter": {"layers": 1, "heads": 4},
+            },
+        },
+        "data": {
+            "class_path": "alt_lightning.datamodules.CachedFeatureDataModule",
+            "init_args": {
+                "feature_dir": str(cache_dir),
+                "splits": ["val", "test"],
+                "base": {
+                    "class_path": "alt_lightning.datamodules.VideoListDataModule",
+                    "init_args": {
+                        "root": str(synthetic_root),
+                        "classes": "classes.txt",
+                        "test_list": "test.txt",
+                        "num_frames": 4,
+                        "num_workers": 0,
+                        "bad_file_log": str(tmp_path / "bad.csv"),
+                    },
+                },
+            },
+        },
+    }
+    path = tmp_path / "fit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert alt_main(["cache", "build", "--config", str(path), "--splits", "test"]) == 0
+    assert [c.split for c in list_caches(cache_dir)] == ["test"]
+    frames3 = "--data.init_args.base.init_args.num_frames=3"
+    assert alt_main(["cache", "build", "--config", str(path), "--splits", "test", frames3]) == 0
+    assert sorted(c.spec["sampling"]["num_frames"] for c in list_caches(cache_dir)) == [3, 4]
+    capsys.readouterr()
+
+    four, three = sorted(list_caches(cache_dir), key=lambda c: -c.spec["sampling"]["num_frames"])
+    assert alt_main(["cache", "info", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"test: {four.directory} (built, read by this configuration)" in out
+    assert f"test: {three.directory} (not read by this configuration)" in out
+    assert "val: " in out and "(not built, read by this configuration)" in out
+    assert alt_main(["cache", "clear", "--config", str(path), "--stale"]) == 0
+    assert [c.directory for c in list_caches(cache_dir)] == [four.directory]
+    assert alt_main(["cache", "info", "--dir", str(cache_dir)]) == 0
+    assert f"test: {four.directory}" in capsys.readouterr().out
+    assert alt_main(["cache", "clear", "--dir", str(cache_dir)]) == 0
+    assert list_caches(cache_dir) == [] and not any(cache_dir.iterdir())
