@@ -27,6 +27,30 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
         "alt_lightning.commands.corpus:main",
         "inspect, validate, build, merge and embed entity corpora",
     ),
+    "check-data": (
+        "alt_lightning.commands.check_data:main",
+        "decode-check a DataModule's videos in parallel: report CSV (ok/bad, reason, frames, fps, size), clean lists",
+    ),
+    "loader-bench": (
+        "alt_lightning.commands.loader_bench:main",
+        "clips/s of the training and evaluation data path (decode + sample + transform) per worker count",
+    ),
+    "flops": (
+        "alt_lightning.commands.flops:main",
+        "FLOPs (multiply-adds, attention included) per component and view, and parameters, of a configuration",
+    ),
+    "protocol": (
+        "alt_lightning.commands.protocol:main",
+        "run a paper protocol (zero-shot splits, few-shot K x seed, base-to-novel) into one table + JSON",
+    ),
+    "bench": (
+        "alt_lightning.commands.bench:main",
+        "throughput, memory, FLOPs and parameters on this device (--baseline: vs the bare tower)",
+    ),
+    "cache": (
+        "alt_lightning.commands.cache:main",
+        "build, list (info) and remove (clear) frozen-feature caches of a configuration's videos",
+    ),
 }
 
 #: Model arguments filled by links from the DataModule; never restored from a checkpoint.
@@ -53,6 +77,13 @@ def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any
             {
                 "class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
                 "init_args": {"logging_interval": "step"},
+            },
+            {"class_path": "alt_lightning.lightning.callbacks.ThroughputMonitor"},
+            {"class_path": "alt_lightning.lightning.callbacks.StepSeed"},
+            {"class_path": "alt_lightning.lightning.callbacks.PredictionWriter", "init_args": {"top_k": 5}},
+            {
+                "class_path": "alt_lightning.lightning.callbacks.AlignmentHeatmapLogger",
+                "init_args": {"every_n_epochs": 5},
             },
             {
                 "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
@@ -161,6 +192,8 @@ def _print_extra_help() -> None:
     print("ALT subcommands besides fit / validate / test / predict:")
     for name, (_, doc) in EXTRA_COMMANDS.items():
         print(f"  alt {name:<12} {doc}")
+    print(f"  alt {'predict':<12} VIDEO [VIDEO...] --labels FILE|a,b,c [--ckpt X.ckpt]: top-k classes and the entities")
+    print(f"  {'':<16} that explain them (alt predict --config ... without videos: LightningCLI's predict)")
     print()
 
 
@@ -174,9 +207,24 @@ def main(args: list[str] | None = None) -> int:
     if argv and argv[0] in EXTRA_COMMANDS:
         module, func = EXTRA_COMMANDS[argv[0]][0].split(":")
         return int(getattr(importlib.import_module(module), func)(argv[1:]) or 0)
+    if argv and argv[0] == "predict" and _is_video_predict(argv[1:]):
+        from alt_lightning.commands.predict import main as predict_videos
+
+        return int(predict_videos(argv[1:]) or 0)
     if not argv or argv[0] in ("-h", "--help"):
         _print_extra_help()
-    ALTCLI(
+    run_cli(argv)
+    return 0
+
+
+def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
+    """Build and run ``ALTCLI`` on ``argv`` (subcommand first) and return it (the protocol runner reads its trainer).
+
+    Args:
+        argv: Arguments without the program name, e.g. ``["test", "--config", "x.yaml"]``.
+        **kwargs: Further ``LightningCLI`` arguments (e.g. ``run=False`` with ``argv`` lacking the subcommand).
+    """
+    return ALTCLI(
         ALTModule,
         VideoDataModule,
         subclass_mode_model=True,
@@ -184,8 +232,15 @@ def main(args: list[str] | None = None) -> int:
         save_config_kwargs={"overwrite": True},
         args=argv,
         auto_configure_optimizers=False,
+        **kwargs,
     )
-    return 0
+
+
+def _is_video_predict(argv: list[str]) -> bool:
+    """``alt predict VIDEO ...`` (or ``--videos`` / ``--labels``): per-video prediction; else LightningCLI's."""
+    if any(a.split("=")[0] in ("--videos", "--labels") for a in argv):
+        return True
+    return bool(argv) and not argv[0].startswith("-")
 
 
 if __name__ == "__main__":

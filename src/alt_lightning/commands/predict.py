@@ -1,0 +1,438 @@
+"""``alt predict VIDEO [VIDEO...] --labels ...``: top-k classes of video files and the entities that explain them.
+
+::
+
+    alt predict clip.mp4 --labels "riding a bike,playing guitar,cooking" [--ckpt runs/alt/latest/checkpoints/best.ckpt]
+    alt predict a.mp4 b.mp4 --labels kinetics400 --ckpt k400.ckpt --topk 5 --png-dir explain/
+    alt predict clip.mp4 --labels my_labels.txt --config configs/model/alt_b16_8f.yaml      # zero-shot, no weights
+
+Without ``--ckpt`` the prediction is zero-shot from the backbone alone: the adapter's residual weight is set to 0,
+so the video vector is CLIP's mean frame embedding; the alignment (a frozen, parameter-free head) still explains it.
+
+Explanations come from the alignment: every region of every sampled frame was matched to one corpus entity with some
+confidence. For each entity the table reports how much of the frames' area its regions cover (share) and their mean
+confidence. An entity explains a class when regions matched it *and* its text embedding is closer to that class's
+prompt than to the other labels' prompts. Our choice (the paper shows alignments but gives no scoring rule):
+``relevance(e, c) = share(e) * confidence(e) * (cos(e, c) - mean_j cos(e, j))``; alternatives would read the
+adapter's cross-attention weights or gradients.
+
+``alt predict --config fit.yaml`` with no video arguments is LightningCLI's datamodule-based ``predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from alt_lightning.data.dataset import SamplingConfig, VideoDataset
+from alt_lightning.data.records import VideoRecord
+from alt_lightning.data.transforms import ClipTransform
+
+
+@dataclass
+class EntityEvidence:
+    """How a video's regions matched one entity.
+
+    Attributes:
+        entity_id: Index in the corpus.
+        name: The entity (corpus unit).
+        regions: Regions (over all frames and views) matched to it.
+        share: Share of the frames' patch area those regions cover (0-1).
+        confidence: Mean alignment confidence of those regions (0-1).
+    """
+
+    entity_id: int
+    name: str
+    regions: int
+    share: float
+    confidence: float
+
+
+@dataclass
+class ClassPrediction:
+    """One of a video's top-k classes.
+
+    Attributes:
+        label: Class name.
+        score: Probability (views averaged).
+        entities: Entities that explain it, most relevant first, with their relevance.
+    """
+
+    label: str
+    score: float
+    entities: list[tuple[EntityEvidence, float]] = field(default_factory=list)
+
+
+@dataclass
+class VideoPrediction:
+    """The result for one video file."""
+
+    path: str
+    top: list[ClassPrediction]
+    evidence: list[EntityEvidence]
+    png: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {
+            "path": self.path,
+            "top": [
+                {
+                    "label": p.label,
+                    "score": p.score,
+                    "entities": [{**asdict(e), "relevance": r} for e, r in p.entities],
+                }
+                for p in self.top
+            ],
+            "evidence": [asdict(e) for e in self.evidence],
+            "png": self.png,
+        }
+
+
+# ----------------------------------------------------------------------------------------------- pure helpers
+def parse_labels(spec: str) -> list[str]:
+    """Class names from a file (one per line, or ``id,name`` CSV), a shipped list name, or a comma-separated list.
+
+    Raises:
+        ValueError: If the result is empty or has duplicates.
+    """
+    from alt_lightning.text.classes import SHIPPED_LISTS, read_class_file
+
+    path = Path(spec).expanduser()
+    if path.is_file():
+        if path.suffix == ".csv":
+            from alt_lightning.data.annotations import read_label_names_csv
+
+            return read_label_names_csv(path)
+        return read_class_file(path)
+    if spec in SHIPPED_LISTS:
+        from alt_lightning.text.classes import class_names
+
+        return class_names(spec)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if len(names) < 2:
+        raise ValueError(
+            f"--labels {spec!r} is neither a file, a shipped list ({', '.join(SHIPPED_LISTS)}) nor a comma-separated "
+            "list of at least two class names."
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"--labels has duplicate names: {sorted({n for n in names if names.count(n) > 1})}.")
+    return names
+
+
+def entity_evidence(
+    entity_ids: torch.Tensor, confidence: torch.Tensor, sizes: torch.Tensor | None, names: Sequence[str]
+) -> list[EntityEvidence]:
+    """Aggregate region-to-entity matches over frames and views, most area first.
+
+    Args:
+        entity_ids: ``[..., R]`` entity per region.
+        confidence: ``[..., R]`` its confidence.
+        sizes: ``[..., R]`` patches per region (``None``: every region counts as 1).
+        names: Entity names by id.
+    """
+    ids = entity_ids.reshape(-1).long()
+    conf = confidence.reshape(-1).float()
+    area = torch.ones_like(conf) if sizes is None else sizes.reshape(-1).float()
+    k = len(names)
+    count = torch.bincount(ids, minlength=k).float()  # [K]
+    covered = torch.zeros(k).index_add_(0, ids, area)  # [K]
+    conf_sum = torch.zeros(k).index_add_(0, ids, conf)  # [K]
+    used = torch.nonzero(count).flatten().tolist()
+    total = float(area.sum())
+    out = [
+        EntityEvidence(
+            entity_id=e,
+            name=names[e],
+            regions=int(count[e]),
+            share=float(covered[e]) / total,
+            confidence=float(conf_sum[e] / count[e]),
+        )
+        for e in used
+    ]
+    return sorted(out, key=lambda x: (-x.share, x.entity_id))
+
+
+def explain_class(
+    evidence: Sequence[EntityEvidence],
+    entity_embeddings: torch.Tensor,
+    class_embeddings: torch.Tensor,
+    class_index: int,
+    top: int = 3,
+) -> list[tuple[EntityEvidence, float]]:
+    """The matched entities that explain one class, by ``share * confidence * specificity``.
+
+    Args:
+        evidence: The video's matched entities (:func:`entity_evidence`).
+        entity_embeddings: ``[K, C]`` normalised entity text embeddings.
+        class_embeddings: ``[N, C]`` normalised class prompt embeddings.
+        class_index: The class to explain.
+        top: Entities returned at most.
+
+    Returns:
+        ``(evidence, relevance)`` with positive relevance, highest first.
+    """
+    if not evidence:
+        return []
+    ids = torch.tensor([e.entity_id for e in evidence])
+    cos = entity_embeddings[ids].float() @ class_embeddings.float().T  # [E, N]
+    specificity = cos[:, class_index] - cos.mean(dim=1)  # [E]
+    scored = [(e, e.share * e.confidence * float(s)) for e, s in zip(evidence, specificity, strict=True)]
+    scored = [x for x in scored if x[1] > 0]
+    return sorted(scored, key=lambda x: -x[1])[:top]
+
+
+def _import(class_path: str) -> type:
+    import importlib
+
+    module, _, name = class_path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+# ----------------------------------------------------------------------------------------------- model
+def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any, dict[str, Any]]:
+    """The module (eval mode) and the data settings (``num_frames``, ``test_clips``) to sample with."""
+    from alt_lightning.lightning.module import ALTModule
+
+    overrides = {k: getattr(args, k) for k in ("model_name", "pretrained", "corpus") if getattr(args, k) is not None}
+    data: dict[str, Any] = {}
+    if args.ckpt:
+        saved = torch.load(args.ckpt, weights_only=True, map_location="cpu")
+        hp = dict(saved.get("hyper_parameters") or {})
+        data = dict(saved.get("datamodule_hyper_parameters") or {})
+        cls = _import(hp["_class_path"]) if "_class_path" in hp else ALTModule
+        labels = labels or list((saved.get("alt") or {}).get("class_names") or hp.get("class_names") or [])
+        if not labels:
+            raise ValueError(f"{args.ckpt} stores no class names: pass --labels.")
+        model = cls.load_from_checkpoint(
+            args.ckpt, map_location="cpu", weights_only=True, class_names=labels, **overrides
+        )
+    else:
+        if not labels:
+            raise ValueError("--labels is required without --ckpt.")
+        from alt_lightning.protocols.runner import read_configs
+
+        cfg = read_configs(args.config or [])
+        model_cfg = cfg.get("model") or {}
+        cls = _import(model_cfg["class_path"]) if "class_path" in model_cfg else ALTModule
+        init = {k: v for k, v in (model_cfg.get("init_args") or {}).items() if k not in ("optimizer", "scheduler")}
+        init.update(overrides)
+        if args.r is not None:
+            init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
+        # Sampling settings may sit in a nested base DataModule (few-shot, class subsets): outer levels win.
+        chain, node = [], cfg.get("data") or {}
+        while isinstance(node, dict) and node:
+            chain.append(node.get("init_args") or {})
+            node = chain[-1].get("base")
+        for level in reversed(chain):
+            data.update({k: v for k, v in level.items() if k != "base"})
+        model = cls(class_names=labels, **init)
+        adapter = model.model.adapter
+        if getattr(adapter, "gamma", None) is not None:
+            # No trained adapter: z = mean frame cls embedding, i.e. CLIP's own zero-shot classifier.
+            adapter.gamma.data.zero_()
+        else:
+            print("warning: no checkpoint and no cls residual: the adapter is untrained (random).", file=sys.stderr)
+    model.eval()
+    return model, data
+
+
+# ----------------------------------------------------------------------------------------------- prediction
+def _video_dataset(paths: Sequence[str], model: Any, num_frames: int, clips: int) -> VideoDataset:
+    cfg = model.preprocess_config
+    records = [VideoRecord(path=str(p), label=-1, video_id=Path(p).stem) for p in paths]
+    return VideoDataset(
+        records,
+        ClipTransform(cfg.image_size, cfg.mean, cfg.std, train=False),
+        SamplingConfig(num_frames=num_frames, num_clips=clips),
+        train=False,
+        split="predict",
+    )
+
+
+@torch.no_grad()
+def predict_videos(
+    model: Any,
+    paths: Sequence[str],
+    *,
+    num_frames: int = 8,
+    clips: int = 1,
+    topk: int = 5,
+    entities: int = 3,
+    png_dir: str | Path | None = None,
+    png_frames: int = 4,
+) -> list[VideoPrediction]:
+    """Classify video files and explain the top-k classes with the entities their regions matched.
+
+    Args:
+        model: An ``ALTModule`` (eval mode).
+        paths: Video files.
+        num_frames: Frames per clip.
+        clips: Temporal clips per video (scores averaged).
+        topk: Classes per video.
+        entities: Explaining entities per class.
+        png_dir: Write ``<stem>.png`` with region-to-entity heatmaps there (``None``: no images).
+        png_frames: Frames drawn per image.
+
+    Raises:
+        RuntimeError: If a video cannot be decoded.
+    """
+    from alt_lightning.lightning.callbacks import denormalize, entity_patch_map, render_alignment
+
+    ds = _video_dataset(paths, model, num_frames, clips)
+    names = list(getattr(model, "entity_units", []))
+    aligner = model.model.aligner
+    encoder = model.model.encoder
+    kept = encoder.keep_source
+    encoder.keep_source = png_dir is not None and aligner is not None and model.model.region
+    results = []
+    try:
+        for i, path in enumerate(paths):
+            items = [ds[i * ds.num_views + v] for v in range(ds.num_views)]
+            if not all(item["ok"] for item in items):
+                raise RuntimeError(f"{path}: could not decode the video (see the warning above).")
+            video = torch.stack([item["video"] for item in items]).to(model.device)  # [V, T, 3, S, S]
+            out = model(video)
+            probs = out.logits.float().softmax(-1).mean(0).cpu()  # [N]
+            k = min(topk, probs.numel())
+            scores, ids = probs.topk(k)
+            evidence: list[EntityEvidence] = []
+            if aligner is not None and out.entity_ids is not None:
+                sizes = out.sizes[..., 1:] if (out.sizes is not None and model.model.region) else None
+                evidence = entity_evidence(out.entity_ids.cpu(), out.confidence.cpu(), sizes, names)
+            top = []
+            for c, s in zip(ids.tolist(), scores.tolist(), strict=True):
+                expl = []
+                if evidence:
+                    expl = explain_class(
+                        evidence,
+                        aligner.entities.cpu(),
+                        model.model.classifier.class_embeddings.cpu(),
+                        c,
+                        entities,
+                    )
+                top.append(ClassPrediction(model.class_names[c], float(s), expl))
+            png = None
+            if png_dir is not None and out.source is not None:
+                t = video.shape[1]
+                pick = np.linspace(0, t - 1, min(png_frames, t)).round().astype(int).tolist()
+                ent, conf = entity_patch_map(
+                    out.source[0, pick].cpu(),
+                    out.entity_ids[0, pick].cpu(),
+                    out.confidence[0, pick].cpu(),
+                    encoder.grid_size,
+                )
+                frames = denormalize(video[0, pick].cpu(), model.preprocess_config.mean, model.preprocess_config.std)
+                title = f"{Path(path).name}: {top[0].label} ({100 * top[0].score:.1f}%)"
+                image, _ = render_alignment(frames, ent, conf, names, title=title)
+                png = str(write_png(Path(png_dir) / f"{Path(path).stem}.png", image))
+            results.append(VideoPrediction(str(path), top, evidence, png))
+    finally:
+        encoder.keep_source = kept
+    return results
+
+
+def write_png(path: Path, image: np.ndarray) -> Path:
+    """Write uint8 ``[H, W, 3]`` as PNG (torchvision's encoder: no matplotlib or PIL needed)."""
+    from torchvision.io import write_png as _write_png
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_png(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), str(path))
+    return path
+
+
+def prediction_table(pred: VideoPrediction, show_evidence: int = 6) -> Table:
+    """A rich table of one video's top-k classes with the explaining entities."""
+    table = Table(title=escape(pred.path), title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("class")
+    table.add_column("score", justify="right")
+    table.add_column("entities that explain it (area share, confidence)")
+    for i, p in enumerate(pred.top, 1):
+        expl = ", ".join(f"{escape(e.name)} ({100 * e.share:.0f}%, {e.confidence:.2f})" for e, _ in p.entities)
+        table.add_row(str(i), escape(p.label), f"{100 * p.score:.1f}%", expl or "–")
+    if pred.evidence:
+        matched = ", ".join(
+            f"{escape(e.name)} {100 * e.share:.0f}% ({e.confidence:.2f})" for e in pred.evidence[:show_evidence]
+        )
+        table.caption = f"regions matched: {matched}" + (f"\nheatmaps: {escape(pred.png)}" if pred.png else "")
+        table.caption_justify = "left"
+    return table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``alt predict VIDEO...``."""
+    p = argparse.ArgumentParser(
+        prog="alt predict",
+        description="Top-k classes of video files and the entities (from the region alignment) that explain them. "
+        "Without --ckpt: zero-shot from the backbone alone.",
+    )
+    p.add_argument("videos", nargs="*", help="video files")
+    p.add_argument("--videos", dest="more_videos", nargs="+", default=[], help="video files (alternative form)")
+    p.add_argument("--labels", help="class names: a file (one per line or id,name CSV), a shipped list, or a,b,c")
+    p.add_argument("--ckpt", help="a checkpoint of `alt fit` (default: none, zero-shot from the backbone)")
+    p.add_argument("--config", action="append", help="fit config(s) to read the model settings from (repeatable)")
+    p.add_argument("--model_name", help="open_clip architecture (default ViT-B-16, or the config's)")
+    p.add_argument("--pretrained", help="open_clip tag or weights file (default openai, or the config's)")
+    p.add_argument("--corpus", help="entity corpus (default the model's)")
+    p.add_argument("--r", type=int, help="ToMe merges per block (default the model's)")
+    p.add_argument("--num_frames", type=int, help="frames per clip (default the checkpoint's/config's, else 8)")
+    p.add_argument("--clips", type=int, default=1, help="temporal clips per video, scores averaged (default 1)")
+    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--entities", type=int, default=3, help="explaining entities per class")
+    p.add_argument("--png-dir", dest="png_dir", help="write <video>.png with region-to-entity heatmaps here")
+    p.add_argument("--json", help="also write the results as JSON")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default cuda when available)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``alt predict VIDEO...``."""
+    args = build_parser().parse_args(argv)
+    videos = [*args.videos, *args.more_videos]
+    console = Console()
+    if not videos:
+        console.print("[red]no video files given[/red] (alt predict VIDEO [VIDEO...] --labels ...)")
+        return 2
+    missing = [v for v in videos if not Path(v).is_file()]
+    if missing:
+        console.print(f"[red]not found:[/red] {', '.join(escape(m) for m in missing)}")
+        return 2
+    if not args.ckpt and not args.config and args.model_name is None:
+        args.model_name, args.pretrained = "ViT-B-16", args.pretrained or "openai"
+    labels = parse_labels(args.labels) if args.labels else None
+    model, data = build_model(args, labels)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    num_frames = args.num_frames or int(data.get("num_frames") or 8)
+    results = predict_videos(
+        model,
+        videos,
+        num_frames=num_frames,
+        clips=args.clips,
+        topk=args.topk,
+        entities=args.entities,
+        png_dir=args.png_dir,
+    )
+    mode = f"checkpoint {args.ckpt}" if args.ckpt else "zero-shot from the backbone alone (no checkpoint)"
+    console.print(
+        f"{escape(model.hparams.model_name)} ({escape(str(model.hparams.pretrained))}), {mode}, "
+        f"{len(model.class_names)} labels, {num_frames} frames x {args.clips} clip(s)"
+    )
+    for r in results:
+        console.print(prediction_table(r))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    return 0

@@ -1,0 +1,472 @@
+"""The protocol runner: every unit of a paper protocol through the same machinery as ``alt fit`` / ``alt test``.
+
+* **zero-shot**: one ``alt test`` per split of a target (HMDB-51 / UCF-101 official splits 1-3, or K600's three
+  160-class subsets of the 220 classes not in K400, or subsets drawn by seed), from one checkpoint, or from the
+  backbone alone (no checkpoint: the adapter's residual weight is 0, so the video vector is CLIP's mean frame
+  embedding).
+* **few-shot**: ``alt fit`` then test for every ``K x seed`` (the draw and the training seed are both ``seed``).
+* **base-to-novel**: per seed, fit on the base half with 16 shots, test on base, test the saved weights on novel;
+  harmonic mean.
+
+Each unit runs in-process through :func:`alt_lightning.cli.run_cli` (same parsing, checkpoint-restored settings,
+callbacks and loggers as the ``alt`` command), logs into ``<out>/units/<unit>/``, and is stored in
+``<out>/results.json`` as soon as it finishes; a second run skips finished units (a fit interrupted half way resumes
+from its ``last.ckpt``).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from alt_lightning.protocols.report import (
+    B2N_METRICS,
+    EVAL_METRICS,
+    RESULTS_FORMAT,
+    base_to_novel_metrics,
+    eval_metrics,
+    now,
+    package_versions,
+    print_results,
+    summarize,
+    write_json_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("zero-shot", "few-shot", "base-to-novel")
+
+
+@dataclass
+class Unit:
+    """One run of a protocol.
+
+    Attributes:
+        id: Stable identifier (the key in the results file and the log folder name).
+        group: Units summarized together (a target dataset, a shot count).
+        label: Row label in the table.
+        kind: ``"test"``, ``"fit_test"`` or ``"base_to_novel"``.
+        args: CLI arguments of this unit on top of the shared configs.
+        novel_args: Arguments of the novel test (base-to-novel).
+        seed: The unit's seed, if any.
+    """
+
+    id: str
+    group: str
+    label: str
+    kind: str
+    args: list[str] = field(default_factory=list)
+    novel_args: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+
+@dataclass
+class ProtocolSpec:
+    """Everything that decides a protocol's numbers (compared when a run resumes).
+
+    Attributes:
+        protocol: One of :data:`PROTOCOLS`.
+        configs: ``--config`` files in order.
+        out: Output folder.
+        name: Name of the experiment (table title, default group).
+        ckpt: Checkpoint tested (zero-shot) or ``None``.
+        extra: Further CLI arguments for every unit (after ``--``).
+        test_on: Weights tested after a fit: ``"last"`` (the protocols' choice: no model selection on test data) or
+            ``"best"``.
+    """
+
+    protocol: str
+    configs: list[str]
+    out: Path
+    name: str
+    ckpt: str | None = None
+    extra: list[str] = field(default_factory=list)
+    test_on: str = "last"
+
+
+# ----------------------------------------------------------------------------------------------- config helpers
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            if "class_path" in v and v.get("class_path") != out[k].get("class_path"):
+                out[k] = v
+            else:
+                out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def read_configs(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """Merge YAML config files in order (later ones win; a new ``class_path`` replaces its section)."""
+    import yaml
+
+    merged: dict[str, Any] = {}
+    for p in paths:
+        merged = _deep_merge(merged, yaml.safe_load(Path(p).read_text(encoding="utf-8")) or {})
+    return merged
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _data_chain(cfg: dict[str, Any]) -> list[str]:
+    """Class names of the data section and its nested ``base`` DataModules, outermost first."""
+    chain, node = [], cfg.get("data") or {}
+    while isinstance(node, dict) and node.get("class_path"):
+        chain.append(str(node["class_path"]).rsplit(".", 1)[-1])
+        node = (node.get("init_args") or {}).get("base")
+    return chain
+
+
+def _key(depth: int, name: str) -> str:
+    """``--data.init_args[.base.init_args]*depth.<name>``."""
+    return "--data.init_args." + "base.init_args." * depth + name
+
+
+# ----------------------------------------------------------------------------------------------- planning
+def plan_zero_shot(
+    spec: ProtocolSpec, splits: Sequence[str] = ("1", "2", "3"), draw: int | None = None, split_key: str | None = None
+) -> list[Unit]:
+    """Units of a zero-shot protocol: one test per split (or per drawn class subset).
+
+    For a class-subset dataset (K600) a split ``k`` is the published subset ``k600_zs_split<k>``, any other value a
+    class list or manifest; with ``draw`` each split is a seed drawing ``draw`` classes of ``k600_novel`` (saved as a
+    manifest under ``<out>/manifests``). Otherwise a split is the dataset's official split number.
+    """
+    chain = _data_chain(read_configs(spec.configs))
+    subset_depth = next((i for i, c in enumerate(chain) if c == "ClassSubsetDataModule"), None)
+    units = []
+    for s in splits:
+        if subset_depth is not None and split_key is None:
+            if draw is not None:
+                manifest = spec.out / "manifests" / f"classes_{spec.name}_{draw}_seed{s}.txt"
+                args = [
+                    _key(subset_depth, "classes=k600_novel"),
+                    _key(subset_depth, f"draw={draw}"),
+                    _key(subset_depth, f"draw_seed={s}"),
+                    _key(subset_depth, f"manifest_out={manifest}"),
+                ]
+                label = f"draw {draw} (seed {s})"
+            else:
+                classes = f"k600_zs_split{s}" if str(s).isdigit() else str(s)
+                args, label = [_key(subset_depth, f"classes={classes}")], f"split {s}"
+        else:
+            depth = next((i for i, c in enumerate(chain) if c == "UCFHMDBDataModule"), 0)
+            key = split_key or _key(depth, "split")
+            args, label = [f"{key}={s}"], f"split {s}"
+        units.append(Unit(id=f"{spec.name}/split{s}", group=spec.name, label=label, kind="test", args=args))
+    return units
+
+
+def plan_few_shot(
+    spec: ProtocolSpec, shots: Sequence[int], seeds: Sequence[int], manifest_pattern: str | None = None
+) -> list[Unit]:
+    """Units of a few-shot protocol: fit + test for every ``K x seed``.
+
+    Args:
+        spec: The protocol.
+        shots: Values of ``K``.
+        seeds: Draw (and training) seeds.
+        manifest_pattern: Read published lists instead of drawing, e.g. ``lists/train1_few_shot_{shots}.txt``
+            (``{shots}`` and ``{seed}`` are filled in).
+    """
+    units = []
+    for k in shots:
+        for s in seeds:
+            args = [f"--data.init_args.shots={k}", f"--data.init_args.seed={s}", f"--seed_everything={s}"]
+            if manifest_pattern:
+                args.append(f"--data.init_args.manifest={manifest_pattern.format(shots=k, seed=s)}")
+            units.append(
+                Unit(id=f"K{k}/seed{s}", group=f"K={k}", label=f"seed {s}", kind="fit_test", args=args, seed=s)
+            )
+    return units
+
+
+def plan_base_to_novel(
+    spec: ProtocolSpec, seeds: Sequence[int], shots: int = 16, subset_key: str | None = None
+) -> list[Unit]:
+    """Units of base-to-novel: per seed, fit on base classes (``shots`` per class), test base and novel."""
+    chain = _data_chain(read_configs(spec.configs))
+    depth = next((i for i, c in enumerate(chain) if c == "ClassSubsetDataModule"), None)
+    if depth is None and subset_key is None:
+        raise ValueError(
+            "base-to-novel needs a ClassSubsetDataModule (subset: base) in the data config, e.g. "
+            "configs/experiments/base_to_novel_hmdb51.yaml, or --subset-key naming the option to set to 'novel'."
+        )
+    key = subset_key or _key(depth, "subset")
+    units = []
+    for s in seeds:
+        args = [f"--data.init_args.shots={shots}", f"--data.init_args.seed={s}", f"--seed_everything={s}"]
+        units.append(
+            Unit(
+                id=f"{spec.name}/seed{s}",
+                group=spec.name,
+                label=f"seed {s}",
+                kind="base_to_novel",
+                args=[*args, f"{key}=base"],
+                novel_args=[f"{key}=novel"],
+                seed=s,
+            )
+        )
+    return units
+
+
+# ----------------------------------------------------------------------------------------------- running
+def _logger_args(folder: Path) -> list[str]:
+    """TensorBoard + CSV loggers writing straight into ``folder`` (no name/version sub-folders)."""
+    loggers = [
+        {
+            "class_path": f"lightning.pytorch.loggers.{cls}",
+            "init_args": {"save_dir": str(folder), "name": "", "version": ""},
+        }
+        for cls in ("TensorBoardLogger", "CSVLogger")
+    ]
+    return [f"--trainer.logger={json.dumps(loggers)}", f"--trainer.default_root_dir={folder}"]
+
+
+def _manifests(datamodule: Any) -> list[dict[str, str]]:
+    """Manifests of a DataModule and its nested bases: few-shot lists and class subsets, with their sha256."""
+    from alt_lightning.data.manifests import read_manifest
+
+    out, dm = [], datamodule
+    while dm is not None:
+        path = getattr(dm, "manifest_path", None)
+        if path and Path(path).is_file():
+            out.append({"kind": type(dm).__name__, "path": str(path), "sha256": read_manifest(path).sha256})
+        elif callable(getattr(dm, "manifest", None)):
+            m = dm.manifest()  # a class subset from a shipped list: hash of its canonical manifest
+            out.append({"kind": type(dm).__name__, "path": "", "sha256": m.sha256})
+        dm = getattr(dm, "base", None)
+    return out
+
+
+def _prediction_file(trainer: Any) -> str | None:
+    from alt_lightning.lightning.callbacks import PredictionWriter
+
+    for cb in trainer.callbacks:
+        if isinstance(cb, PredictionWriter) and cb.last_path is not None:
+            return str(cb.last_path)
+    return None
+
+
+class ProtocolRunner:
+    """Runs (or resumes) the units of a protocol and keeps ``<out>/results.json`` up to date.
+
+    Args:
+        spec: What to run.
+        units: The planned units.
+        run_fn: Builds and runs the CLI on an argument list and returns it (:func:`alt_lightning.cli.run_cli`;
+            tests inject a fake).
+        console: Where tables and progress go.
+    """
+
+    def __init__(
+        self,
+        spec: ProtocolSpec,
+        units: list[Unit],
+        run_fn: Callable[[list[str]], Any] | None = None,
+        console: Console | None = None,
+    ) -> None:
+        if run_fn is None:
+            from alt_lightning.cli import run_cli
+
+            run_fn = run_cli
+        self.spec, self.units, self.run_fn = spec, units, run_fn
+        self.console = console or Console()
+        self.path = spec.out / "results.json"
+        self.metrics = B2N_METRICS if spec.protocol == "base-to-novel" else EVAL_METRICS
+
+    # -------------------------------------------------------------- state
+    def signature(self) -> dict[str, Any]:
+        """What must not change between a run and its resumption."""
+        return {
+            "protocol": self.spec.protocol,
+            "configs": [{"path": str(p), "sha256": file_sha256(p)} for p in self.spec.configs],
+            "ckpt": None if self.spec.ckpt is None else {"path": self.spec.ckpt, "sha256": file_sha256(self.spec.ckpt)},
+            "extra": list(self.spec.extra),
+            "test_on": self.spec.test_on,
+        }
+
+    def load_or_create(self) -> dict[str, Any]:
+        """The results file, checked against this run's settings, or a fresh one.
+
+        Raises:
+            RuntimeError: If the existing file was made with other configs, checkpoint or arguments.
+        """
+        sig = self.signature()
+        if self.path.is_file():
+            results = json.loads(self.path.read_text(encoding="utf-8"))
+            if results.get("signature") != sig:
+                raise RuntimeError(
+                    f"{self.path} was written by a run with other settings (configs, their contents, checkpoint or "
+                    "extra arguments). Use another --out, or --restart to discard it."
+                )
+            return results
+        return {
+            "format": RESULTS_FORMAT,
+            "protocol": self.spec.protocol,
+            "name": self.spec.name,
+            "created": now(),
+            "versions": package_versions(),
+            "signature": sig,
+            "configs": {
+                "files": [
+                    {"path": str(p), "sha256": file_sha256(p), "text": Path(p).read_text(encoding="utf-8")}
+                    for p in self.spec.configs
+                ],
+                "extra_args": list(self.spec.extra),
+                "ckpt": self.spec.ckpt,
+                "backbone_only": self.spec.protocol == "zero-shot" and self.spec.ckpt is None,
+            },
+            "metrics": list(self.metrics),
+            "units": {},
+            "manifests": {},
+            "summary": {},
+        }
+
+    def save(self, results: dict[str, Any]) -> None:
+        """Recompute the summary and write the file atomically."""
+        results["summary"] = summarize(results["units"], self.metrics)
+        results["updated"] = now()
+        results["path"] = str(self.path)
+        write_json_atomic(self.path, results)
+
+    # -------------------------------------------------------------- units
+    def base_args(self, folder: Path) -> list[str]:
+        """Shared configs, this unit's loggers, then the user's extra arguments (which win)."""
+        configs = [a for c in self.spec.configs for a in ("--config", str(c))]
+        return [*configs, *_logger_args(folder)]
+
+    def _test(self, unit: Unit, folder: Path) -> tuple[dict[str, float], Any]:
+        args = list(unit.args)
+        if self.spec.ckpt:
+            args.append(f"--ckpt_path={self.spec.ckpt}")
+        elif self.spec.protocol == "zero-shot":
+            # The backbone alone: z = mean frame cls embedding (CLIP's zero-shot classifier), not a random adapter.
+            args.append("--model.init_args.adapter.residual_init=0.0")
+        cli = self.run_fn(["test", *self.base_args(folder), *args, *self.spec.extra])
+        return eval_metrics(cli.trainer.callback_metrics), cli
+
+    def _fit(self, unit: Unit, folder: Path) -> Any:
+        args = [*self.base_args(folder), *unit.args, *self.spec.extra]
+        last = folder / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            self.console.print(f"  resuming {unit.id} from {last}")
+            args.append(f"--ckpt_path={last}")
+        return self.run_fn(["fit", *args])
+
+    def _fit_test(self, unit: Unit, folder: Path) -> tuple[dict[str, float], Any]:
+        cli = self._fit(unit, folder)
+        ckpt = "best" if self.spec.test_on == "best" else None  # None: the weights as training left them
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt)
+        return eval_metrics(cli.trainer.callback_metrics), cli
+
+    def _base_to_novel(self, unit: Unit, folder: Path) -> tuple[dict[str, float], Any, dict[str, Any]]:
+        base, cli = self._fit_test(unit, folder)
+        final = folder / "final.ckpt"
+        cli.trainer.save_checkpoint(final)
+        extra = {"base": base, "base_predictions": _prediction_file(cli.trainer), "final_ckpt": str(final)}
+        del cli
+        gc.collect()
+        novel_args = [f"--ckpt_path={final}", *unit.novel_args]
+        ncli = self.run_fn(["test", *self.base_args(folder / "novel"), *novel_args, *self.spec.extra])
+        novel = eval_metrics(ncli.trainer.callback_metrics)
+        extra["novel"] = novel
+        metrics = base_to_novel_metrics(base, novel)
+        metrics["base_videos"] = base.get("videos", 0.0)
+        metrics["novel_videos"] = novel.get("videos", 0.0)
+        return metrics, ncli, extra
+
+    def run_unit(self, unit: Unit) -> dict[str, Any]:
+        """Run one unit; returns its record for the results file."""
+        folder = self.spec.out / "units" / unit.id.replace("/", "__")
+        folder.mkdir(parents=True, exist_ok=True)
+        start = time.time()
+        extra: dict[str, Any] = {}
+        if unit.kind == "test":
+            metrics, cli = self._test(unit, folder)
+        elif unit.kind == "fit_test":
+            metrics, cli = self._fit_test(unit, folder)
+        elif unit.kind == "base_to_novel":
+            metrics, cli, extra = self._base_to_novel(unit, folder)
+        else:
+            raise ValueError(f"unknown unit kind {unit.kind!r}")
+        if not metrics:
+            raise RuntimeError(f"unit {unit.id} logged no test metrics; check its data configuration.")
+        record = {
+            "group": unit.group,
+            "label": unit.label,
+            "kind": unit.kind,
+            "seed": unit.seed,
+            "args": unit.args,
+            "status": "done",
+            "metrics": metrics,
+            "seconds": round(time.time() - start, 1),
+            "log_dir": str(folder),
+            "config_file": str(folder / "config.yaml"),
+            "predictions": _prediction_file(cli.trainer),
+            "manifests": _manifests(cli.datamodule),
+            **extra,
+        }
+        del cli
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return record
+
+    def run(self) -> dict[str, Any]:
+        """Run every unit not yet done; print the table; return the results."""
+        results = self.load_or_create()
+        todo = [u for u in self.units if results["units"].get(u.id, {}).get("status") != "done"]
+        skipped = len(self.units) - len(todo)
+        if skipped:
+            self.console.print(f"{self.path}: {skipped} of {len(self.units)} units already done, skipped")
+        for i, unit in enumerate(todo, 1):
+            self.console.rule(f"[bold]{self.spec.protocol} {unit.id}[/bold] ({i}/{len(todo)})")
+            results["units"][unit.id] = {
+                "group": unit.group,
+                "label": unit.label,
+                "kind": unit.kind,
+                "status": "running",
+                "started": now(),
+            }
+            self.save(results)
+            try:
+                record = self.run_unit(unit)
+            except BaseException as err:  # interrupted (SystemExit from Lightning's Ctrl-C handler) or failed
+                status = "failed" if isinstance(err, Exception) else "interrupted"
+                results["units"][unit.id].update({"status": status, "error": f"{type(err).__name__}: {err}"})
+                self.save(results)
+                raise
+            results["units"][unit.id] = record
+            results["manifests"][unit.id] = record["manifests"]
+            self.save(results)
+        print_results(results, self.console)
+        return results
+
+
+def restart(out: Path) -> None:
+    """Discard a previous run's results and unit folders."""
+    if (out / "results.json").exists():
+        (out / "results.json").unlink()
+    if (out / "units").exists():
+        shutil.rmtree(out / "units")

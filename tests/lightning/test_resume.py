@@ -1,0 +1,129 @@
+"""Resuming an interrupted run (``alt fit --ckpt_path``) reaches the same final state as an uninterrupted run.
+
+CPU, fixed seed, the tiny synthetic dataset: 24 training videos in 3 batches of 8, 2 epochs (6 steps). A callback
+saves a checkpoint after a given step and raises (a crash or a pre-emption); the run is then resumed from it.
+
+* At an epoch boundary (after step 3) the resumed run is bit-identical: data order and augmentation are functions of
+  ``(seed, epoch, index)`` and the :class:`~alt_lightning.lightning.callbacks.StepSeed` default callback makes the
+  Gumbel noise a function of ``(seed, step, rank)``.
+* Mid-epoch (after step 4) Lightning 2.6 restarts a DataLoader without ``state_dict``/``load_state_dict`` at the
+  start of the epoch and runs only the remaining number of batches, so the resumed run sees the epoch's first batches
+  twice and its last ones never (and a stateful DataLoader's state is never loaded here, because the learning-rate
+  schedule asks for ``trainer.estimated_stepping_batches``, which builds the train loader before Lightning restores
+  its state). The fix belongs in the sampler (skip the batches the restored loop says are done); until then this case
+  is an expected failure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from alt_lightning.cli import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class SimulatedCrashError(RuntimeError):
+    """Raised by :class:`StopAtStep`."""
+
+
+class StopAtStep(pl.Callback):
+    """Saves a checkpoint after optimizer step ``step`` and raises."""
+
+    def __init__(self, step: int, path: str) -> None:
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(self.path)
+            raise SimulatedCrashError(f"stopped after step {self.step}")
+
+
+class BatchLog(pl.Callback):
+    """Record the video indices of every training batch."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[int, list[int]]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.batches.append((trainer.global_step, batch["index"].tolist()))
+
+
+def _args(root: Path, corpus: Path, weights: Path, out: Path) -> list[str]:
+    return [
+        "fit",
+        "--config",
+        str(REPO / "configs" / "demo.yaml"),
+        f"--data.init_args.root={root}",
+        "--data.init_args.num_workers=0",
+        "--data.init_args.num_frames=4",
+        "--data.init_args.batch_size=8",
+        f"--model.init_args.corpus={corpus}",
+        f"--model.init_args.pretrained={weights}",
+        "--trainer.max_epochs=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={out}",
+        f'--trainer.callbacks+={{"class_path": "{__name__}.BatchLog"}}',
+    ]
+
+
+def _state(cli) -> dict:
+    log = next(cb for cb in cli.trainer.callbacks if isinstance(cb, BatchLog))
+    return {
+        "weights": {k: p.detach().clone() for k, p in cli.model.named_parameters() if p.requires_grad},
+        "metrics": {k: v.clone() for k, v in cli.trainer.callback_metrics.items()},
+        "batches": log.batches,
+        "step": cli.trainer.global_step,
+    }
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    return _state(run_cli(_args(synthetic_root, tiny_corpus, tiny_weights, out)))
+
+
+def _interrupt_and_resume(step: int, root: Path, corpus: Path, weights: Path, tmp: Path) -> dict:
+    ckpt = tmp / "interrupted.ckpt"
+    stop = {"class_path": f"{__name__}.StopAtStep", "init_args": {"step": step, "path": str(ckpt)}}
+    stop_arg = "--trainer.callbacks+=" + str(stop).replace("'", '"')
+    with pytest.raises(SimulatedCrashError):
+        run_cli([*_args(root, corpus, weights, tmp / "cut"), stop_arg])
+    return _state(run_cli([*_args(root, corpus, weights, tmp / "resumed"), f"--ckpt_path={ckpt}"]))
+
+
+def _assert_same(full: dict, resumed: dict, first_step: int) -> None:
+    assert resumed["step"] == full["step"] == 6
+    assert resumed["batches"] == full["batches"][first_step:]
+    worst = max((full["weights"][k] - resumed["weights"][k]).abs().max().item() for k in full["weights"])
+    assert worst == 0.0, f"largest weight difference {worst}"
+    for key in ("val/top1", "val/top5", "val/mean_class", "train/loss", "train/top1"):
+        assert torch.allclose(full["metrics"][key], resumed["metrics"][key], atol=0, rtol=0), key
+
+
+def test_resume_at_epoch_boundary_is_exact(
+    uninterrupted: dict, synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    resumed = _interrupt_and_resume(3, synthetic_root, tiny_corpus, tiny_weights, tmp_path)
+    _assert_same(uninterrupted, resumed, first_step=3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Lightning 2.6 replays a non-stateful train loader from the epoch start after a mid-epoch restart; "
+    "needs the sampler to skip the batches the restored loop has done (see module docstring)",
+)
+def test_resume_mid_epoch_is_exact(
+    uninterrupted: dict, synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    resumed = _interrupt_and_resume(4, synthetic_root, tiny_corpus, tiny_weights, tmp_path)
+    _assert_same(uninterrupted, resumed, first_step=4)

@@ -1,0 +1,130 @@
+"""The protocol runner: planning, resuming after an interruption, and a small end-to-end zero-shot run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from alt_lightning.cli import main
+from alt_lightning.protocols.runner import (
+    ProtocolRunner,
+    ProtocolSpec,
+    plan_base_to_novel,
+    plan_few_shot,
+    plan_zero_shot,
+)
+
+
+def _spec(tmp_path: Path, configs: list[Path], protocol: str = "zero-shot", **kw) -> ProtocolSpec:
+    return ProtocolSpec(protocol=protocol, configs=[str(c) for c in configs], out=tmp_path / "out", name="t", **kw)
+
+
+def test_plans_set_the_options_of_the_nested_data(tmp_path: Path, ucf_config: Path) -> None:
+    units = plan_zero_shot(_spec(tmp_path, [ucf_config]))
+    assert [u.args for u in units] == [[f"--data.init_args.split={k}"] for k in (1, 2, 3)]
+    k600 = tmp_path / "k600.yaml"
+    k600.write_text(
+        "data:\n  class_path: alt_lightning.protocols.ClassSubsetDataModule\n  init_args:\n    base:\n"
+        "      class_path: alt_lightning.datamodules.KineticsDataModule\n      init_args: {version: 600}\n"
+    )
+    units = plan_zero_shot(_spec(tmp_path, [k600]))
+    assert [u.args for u in units] == [[f"--data.init_args.classes=k600_zs_split{k}"] for k in (1, 2, 3)]
+    drawn = plan_zero_shot(_spec(tmp_path, [k600]), splits=["7"], draw=160)[0].args
+    assert "--data.init_args.draw=160" in drawn and "--data.init_args.draw_seed=7" in drawn
+    few = plan_few_shot(_spec(tmp_path, [ucf_config], "few-shot"), [2, 4, 8, 16], [0, 1, 2])
+    assert len(few) == 12 and [u.group for u in few[:4]] == ["K=2"] * 3 + ["K=4"]
+    assert few[5].args == ["--data.init_args.shots=4", "--data.init_args.seed=2", "--seed_everything=2"]
+    with pytest.raises(ValueError, match="ClassSubsetDataModule"):
+        plan_base_to_novel(_spec(tmp_path, [ucf_config], "base-to-novel"), [0])
+    b2n = tmp_path / "b2n.yaml"
+    b2n.write_text(
+        "data:\n  class_path: alt_lightning.datamodules.FewShotDataModule\n  init_args:\n    base:\n"
+        "      class_path: alt_lightning.protocols.ClassSubsetDataModule\n      init_args: {subset: base}\n"
+    )
+    (unit,) = plan_base_to_novel(_spec(tmp_path, [b2n], "base-to-novel"), [3], shots=16)
+    assert "--data.init_args.shots=16" in unit.args and "--data.init_args.base.init_args.subset=base" in unit.args
+    assert unit.novel_args == ["--data.init_args.base.init_args.subset=novel"]
+
+
+class _FakeCLI:
+    """What the runner reads from a finished ``alt test``."""
+
+    def __init__(self, top1: float) -> None:
+        metrics = {"test/top1": torch.tensor(top1), "test/top5": torch.tensor(1.0), "test/mean_class": top1 / 2}
+        self.trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos": 4.0}, callbacks=[])
+        self.datamodule = None
+
+
+def test_interrupted_runner_resumes_skipping_finished_units(tmp_path: Path, ucf_config: Path) -> None:
+    top1 = {"1": 0.5, "2": 0.6, "3": 0.7}
+    calls: list[str] = []
+    fail_once = {"2"}
+
+    def fake_run(argv: list[str]) -> _FakeCLI:
+        split = next(a.split("=")[1] for a in argv if a.startswith("--data.init_args.split="))
+        calls.append(split)
+        if split in fail_once:
+            fail_once.clear()
+            raise RuntimeError("node lost")
+        return _FakeCLI(top1[split])
+
+    spec = _spec(tmp_path, [ucf_config])
+    with pytest.raises(RuntimeError, match="node lost"):
+        ProtocolRunner(spec, plan_zero_shot(spec), run_fn=fake_run).run()
+    state = json.loads((spec.out / "results.json").read_text())
+    assert {k: v["status"] for k, v in state["units"].items()} == {"t/split1": "done", "t/split2": "failed"}
+    assert "node lost" in state["units"]["t/split2"]["error"]
+
+    results = ProtocolRunner(spec, plan_zero_shot(spec), run_fn=fake_run).run()
+    assert calls == ["1", "2", "2", "3"]  # split 1 was not run again
+    summary = results["summary"]["t"]
+    assert summary["n"] == 3
+    assert summary["top1"]["mean"] == pytest.approx(60.0)
+    assert summary["top1"]["std"] == pytest.approx(math.sqrt(200 / 3))
+    assert summary["mean_class"]["mean"] == pytest.approx(30.0)
+    assert results["units"]["t/split3"]["metrics"]["videos"] == 4.0
+    assert json.loads((spec.out / "results.json").read_text())["summary"]["t"] == summary
+
+    calls.clear()
+    ProtocolRunner(spec, plan_zero_shot(spec), run_fn=fake_run).run()
+    assert calls == []  # everything done: nothing runs
+    ucf_config.write_text(ucf_config.read_text() + "# edited\n")
+    with pytest.raises(RuntimeError, match="other settings"):
+        ProtocolRunner(spec, plan_zero_shot(spec), run_fn=fake_run).run()
+
+
+def test_zero_shot_end_to_end_from_the_backbone_alone(
+    tmp_path: Path, ucf_config: Path, tiny_model_args: list[str], monkeypatch
+) -> None:
+    """`alt protocol zero-shot` without a checkpoint: 3 official splits; numbers agree with the prediction files."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "zs"
+    argv = ["protocol", "zero-shot", "--config", str(ucf_config), "--out", str(out), "--", *tiny_model_args]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["configs"]["backbone_only"] is True
+    units = results["units"]
+    assert list(units) == ["ucf_tiny/split1", "ucf_tiny/split2", "ucf_tiny/split3"]
+    top1 = []
+    for unit in units.values():
+        with open(unit["predictions"]) as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 4 == unit["metrics"]["videos"]  # one test video per class and split
+        hits = sum(int(r["correct_top1"]) for r in rows)
+        assert unit["metrics"]["top1"] == pytest.approx(100 * hits / 4)
+        assert Path(unit["config_file"]).is_file()
+        # The backbone alone: the adapter's residual weight was 0, so the test ran CLIP's own classifier.
+        assert "residual_init: 0.0" in Path(unit["config_file"]).read_text()
+        top1.append(unit["metrics"]["top1"])
+    mean = sum(top1) / 3
+    assert results["summary"]["ucf_tiny"]["top1"]["mean"] == pytest.approx(mean)
+    assert results["summary"]["ucf_tiny"]["top1"]["std"] == pytest.approx(
+        math.sqrt(sum((t - mean) ** 2 for t in top1) / 3)
+    )
+    assert main(["protocol", "show", str(out / "results.json")]) == 0

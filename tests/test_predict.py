@@ -1,0 +1,158 @@
+"""`alt predict VIDEO --labels ...`: top-k classes and the entities that explain them, with and without a checkpoint."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alt_lightning.cli import _is_video_predict, main
+from alt_lightning.commands.predict import (
+    EntityEvidence,
+    _video_dataset,
+    build_model,
+    entity_evidence,
+    explain_class,
+    parse_labels,
+    predict_videos,
+)
+from alt_lightning.data.synthetic import ClassSpec, render_clip, write_video
+
+REPO = Path(__file__).resolve().parents[1]
+LABELS = "red square moving right,green disc moving up,blue triangle moving down"
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("predict") / "red_right.mp4"
+    return write_video(path, render_clip(ClassSpec("red", "square", "right"), np.random.default_rng(1), 12))
+
+
+def test_parse_labels(tmp_path: Path) -> None:
+    assert parse_labels("a, b ,c") == ["a", "b", "c"]
+    assert len(parse_labels("ucf101")) == 101
+    f = tmp_path / "labels.txt"
+    f.write_text("riding a bike\nplaying guitar\n")
+    assert parse_labels(str(f)) == ["riding a bike", "playing guitar"]
+    with pytest.raises(ValueError, match="at least two"):
+        parse_labels("missing_file.txt")
+    with pytest.raises(ValueError, match="duplicate"):
+        parse_labels("a,b,a")
+
+
+def test_entity_evidence_and_class_explanations_by_hand() -> None:
+    names = ["hand", "ball", "grass"]
+    ids = torch.tensor([[0, 1, 1, 2]])  # [T=1, R=4]
+    conf = torch.tensor([[0.9, 0.6, 0.8, 0.5]])
+    sizes = torch.tensor([[2.0, 1.0, 1.0, 4.0]])  # patches per region: 8 in all
+    ev = entity_evidence(ids, conf, sizes, names)
+    assert [(e.name, e.regions) for e in ev] == [("grass", 1), ("hand", 1), ("ball", 2)]
+    assert [e.share for e in ev] == pytest.approx([0.5, 0.25, 0.25])
+    assert [e.confidence for e in ev] == pytest.approx([0.5, 0.9, 0.7])
+    # Entity 1 ("ball") is the text closest to class 0, "grass" to class 1, "hand" is as close to both.
+    ent = F.normalize(torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), dim=-1)
+    cls = F.normalize(torch.tensor([[1.0, 0.0, 0.2], [0.0, 1.0, 0.2]]), dim=-1)
+    top = explain_class(ev, ent, cls, class_index=0, top=3)
+    assert [e.name for e, _ in top] == ["ball"]  # grass is specific to the other class, hand to neither
+    spec = float(cls[0] @ ent[1] - (cls @ ent[1]).mean())
+    assert top[0][1] == pytest.approx(0.25 * 0.7 * spec)
+    assert [e.name for e, _ in explain_class(ev, ent, cls, class_index=1)] == ["grass"]
+    assert explain_class([], ent, cls, 0) == []
+    assert isinstance(ev[0], EntityEvidence)
+
+
+def test_cli_dispatch_between_video_predict_and_lightning_predict() -> None:
+    assert _is_video_predict(["clip.mp4", "--labels", "a,b"])
+    assert _is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
+    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert _is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
+    assert not _is_video_predict([])
+
+
+def _zero_shot_args(weights: Path, corpus: Path, **kw) -> Namespace:
+    base = {"ckpt": None, "config": None, "model_name": "alt-tiny", "pretrained": str(weights), "corpus": str(corpus)}
+    return Namespace(**{**base, "r": 2, **kw})
+
+
+def test_zero_shot_is_clip_on_the_mean_frame_embedding(
+    video: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path
+) -> None:
+    labels = parse_labels(LABELS)
+    model, _ = build_model(_zero_shot_args(tiny_weights, tiny_corpus), labels)
+    (pred,) = predict_videos(model, [str(video)], num_frames=4, topk=3, png_dir=tmp_path)
+    # Reference: CLIP's zero-shot classifier on the same frames (mean of the frames' cls embeddings).
+    ds_item = _video_dataset([str(video)], model, 4, 1)[0]
+    with torch.no_grad():
+        tokens, _, _ = model.model.encode_frames(ds_item["video"][None])  # [1, T, 1+R, C]
+        z = F.normalize(tokens[:, :, 0].mean(1), dim=-1)  # [1, C]
+        probs = (model.model.classifier.log_scale.exp() * z @ model.model.classifier.class_embeddings.T).softmax(-1)[0]
+    expected = sorted(zip(labels, probs.tolist(), strict=True), key=lambda x: -x[1])
+    assert [p.label for p in pred.top] == [e[0] for e in expected]
+    assert [p.score for p in pred.top] == pytest.approx([e[1] for e in expected], abs=1e-5)
+    assert sum(e.share for e in pred.evidence) == pytest.approx(1.0)  # every patch of every frame is explained
+    assert all(0 < e.confidence <= 1 for e in pred.evidence)
+    png = Path(pred.png)
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_predict_command_with_and_without_checkpoint(
+    video: Path, synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "250")  # rich wraps at the terminal width
+    common = ["--model_name", "alt-tiny", "--pretrained", str(tiny_weights), "--corpus", str(tiny_corpus)]
+    out = tmp_path / "zs.json"
+    args = ["predict", str(video), "--labels", LABELS, *common, "--r", "2", "--num_frames", "4", "--json", str(out)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "zero-shot from the backbone alone" in text and "red square moving right" in text
+    (zs,) = json.loads(out.read_text())
+    assert len(zs["top"]) == 3 and zs["top"][0]["score"] >= zs["top"][1]["score"] >= zs["top"][2]["score"]
+
+    fit = [
+        "fit",
+        "--config",
+        str(REPO / "configs" / "demo.yaml"),
+        f"--data.init_args.root={synthetic_root}",
+        "--data.init_args.num_workers=0",
+        "--data.init_args.num_frames=4",
+        f"--model.init_args.pretrained={tiny_weights}",
+        f"--model.init_args.corpus={tiny_corpus}",
+        "--trainer.max_epochs=1",
+        "--trainer.limit_train_batches=2",
+        "--trainer.limit_val_batches=1",
+        "--trainer.logger=false",
+        "--trainer.enable_progress_bar=false",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    assert main(fit) == 0
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    capsys.readouterr()
+    out = tmp_path / "ckpt.json"
+    assert main(["predict", "--videos", str(video), "--ckpt", str(ckpt), "--topk", "2", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"checkpoint {ckpt}" in text and "4 labels, 4 frames" in text  # frames restored from the checkpoint
+    (pred,) = json.loads(out.read_text())
+    tiny_classes = (synthetic_root / "classes.txt").read_text().splitlines()
+    assert len(pred["top"]) == 2 and {p["label"] for p in pred["top"]} <= set(tiny_classes)
+    for p in pred["top"]:
+        for e in p["entities"]:
+            assert e["relevance"] > 0 and e["name"] in {x["name"] for x in pred["evidence"]}
+    # The same checkpoint on a new label list: zero-shot class swap.
+    assert main(["predict", str(video), "--ckpt", str(ckpt), "--labels", LABELS, "--json", str(out)]) == 0
+    assert {p["label"] for p in json.loads(out.read_text())[0]["top"]} == set(parse_labels(LABELS))
+
+
+def test_model_and_frames_from_composed_configs(tiny_weights: Path, tiny_corpus: Path) -> None:
+    """--config pieces as for alt fit: model settings from the model piece, frames from the nested few-shot data."""
+    configs = [str(REPO / "configs" / p) for p in ("model/tiny.yaml", "experiments/few_shot_ucf101.yaml")]
+    args = _zero_shot_args(tiny_weights, tiny_corpus, model_name=None, config=configs, r=None)
+    model, data = build_model(args, ["a", "b"])
+    assert data["num_frames"] == 32 and data["test_clips"] == 1
+    assert model.hparams.model_name == "alt-tiny" and model.hparams.encoder["r"] == 2
+    assert model.model.adapter.gamma.item() == 0.0  # no checkpoint: CLIP's own classifier
