@@ -7,11 +7,8 @@ saves a checkpoint after a given step and raises (a crash or a pre-emption); the
   ``(seed, epoch, index)`` and the :class:`~alt_lightning.lightning.callbacks.StepSeed` default callback makes the
   Gumbel noise a function of ``(seed, step, rank)``.
 * Mid-epoch (after step 4) Lightning 2.6 restarts a DataLoader without ``state_dict``/``load_state_dict`` at the
-  start of the epoch and runs only the remaining number of batches, so the resumed run sees the epoch's first batches
-  twice and its last ones never (and a stateful DataLoader's state is never loaded here, because the learning-rate
-  schedule asks for ``trainer.estimated_stepping_batches``, which builds the train loader before Lightning restores
-  its state). The fix belongs in the sampler (skip the batches the restored loop says are done); until then this case
-  is an expected failure.
+  start of the epoch and runs only the remaining number of batches; the :class:`ShardSampler` skips the items the
+  restored loop has consumed (``resume_skip_from``), so the resumed run is bit-identical there too.
 """
 
 from __future__ import annotations
@@ -116,11 +113,6 @@ def test_resume_at_epoch_boundary_is_exact(
     _assert_same(uninterrupted, resumed, first_step=3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Lightning 2.6 replays a non-stateful train loader from the epoch start after a mid-epoch restart; "
-    "needs the sampler to skip the batches the restored loop has done (see module docstring)",
-)
 def test_resume_mid_epoch_is_exact(
     uninterrupted: dict, synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
 ) -> None:
