@@ -238,3 +238,61 @@ def test_cache_command_builds_lists_and_clears(
     assert f"test: {four.directory}" in capsys.readouterr().out
     assert alt_main(["cache", "clear", "--dir", str(cache_dir)]) == 0
     assert list_caches(cache_dir) == [] and not any(cache_dir.iterdir())
+
+
+def test_alt_fit_and_test_from_the_cache_with_default_callbacks(
+    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The default callbacks (throughput, heatmaps, predictions, loggers) accept batches of cached tokens."""
+    monkeypatch.chdir(tmp_path)
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
+        "model": {
+            "class_path": "alt_lightning.lightning.ALTModule",
+            "init_args": {
+                "model_name": "alt-tiny",
+                "pretrained": str(tiny_weights),
+                "corpus": str(tiny_corpus),
+                "encoder": {"r": 2},
+                "adapter": {"layers": 1, "heads": 4},
+            },
+        },
+        "data": {
+            "class_path": "alt_lightning.datamodules.CachedFeatureDataModule",
+            "init_args": {
+                "feature_dir": str(tmp_path / "cache"),
+                "splits": ["train", "val", "test"],
+                "base": {
+                    "class_path": "alt_lightning.datamodules.VideoListDataModule",
+                    "init_args": {
+                        "root": str(synthetic_root),
+                        "classes": "classes.txt",
+                        "test_list": "test.txt",
+                        "num_frames": 4,
+                        "num_workers": 0,
+                    },
+                },
+            },
+        },
+    }
+    path = tmp_path / "fit.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert (
+        alt_main(
+            [
+                "fit",
+                "--config",
+                str(path),
+                "--trainer.callbacks+=AlignmentHeatmapLogger",
+                "--trainer.callbacks.every_n_epochs=1",
+            ]
+        )
+        == 0
+    )
+    metrics = (next(tmp_path.rglob("metrics.csv"))).read_text()
+    assert "perf/clips_per_s" in metrics
+    ckpt = next(tmp_path.rglob("best.ckpt"))
+    assert alt_main(["test", "--config", str(path), f"--ckpt_path={ckpt}"]) == 0
+    assert "videos: 12" in capsys.readouterr().out
+    assert len((next(tmp_path.rglob("predictions_test.csv"))).read_text().splitlines()) == 1 + 12

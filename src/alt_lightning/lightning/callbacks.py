@@ -172,7 +172,8 @@ class ThroughputMonitor(Callback):
     def on_train_batch_end(  # noqa: D102
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        video = batch["video"] if isinstance(batch, dict) else batch[0]  # [B, T, 3, S, S]
+        # Decoded clips [B, T, 3, S, S] or cached tokens [B, T, 1+R, C]: both start with B, T.
+        video = (batch["video"] if "video" in batch else batch["tokens"]) if isinstance(batch, dict) else batch[0]
         self._clips += int(video.shape[0])
         self._frames += int(video.shape[0] * video.shape[1])
 
@@ -452,7 +453,9 @@ class AlignmentHeatmapLogger(Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        if batch_idx == 0 and dataloader_idx == 0 and self._due(trainer) and trainer.is_global_zero:
+        # Cached-feature batches carry no frames to draw on: nothing to log for them.
+        due = batch_idx == 0 and dataloader_idx == 0 and self._due(trainer) and trainer.is_global_zero
+        if due and "video" in batch:
             self._video = batch["video"][: self.num_videos].detach().cpu()
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
