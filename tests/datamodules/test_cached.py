@@ -296,3 +296,23 @@ def test_alt_fit_and_test_from_the_cache_with_default_callbacks(
     assert alt_main(["test", "--config", str(path), f"--ckpt_path={ckpt}"]) == 0
     assert "videos: 12" in capsys.readouterr().out
     assert len((next(tmp_path.rglob("predictions_test.csv"))).read_text().splitlines()) == 1 + 12
+
+
+def test_datamodule_option_reads_the_test_split_from_the_cache(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    """`feature_dir` on any DataModule: the test split is encoded once, then read from the cache."""
+    pl.seed_everything(0)
+    plain = _base(synthetic_root, tmp_path, test_clips=2)
+    model = ALTModule(class_names=plain.class_names, **module_kwargs)
+    want = _trainer(tmp_path).test(model, plain, verbose=False)[0]
+    stamps = []
+    for _ in range(2):
+        dm = _base(synthetic_root, tmp_path, test_clips=2, feature_dir=str(tmp_path / "features"))
+        got = _trainer(tmp_path).test(model, dm, verbose=False)[0]
+        assert got["test/top1"] == pytest.approx(want["test/top1"], abs=1e-6)
+        assert got["test/videos"] == want["test/videos"] == 12
+        caches = list_caches(tmp_path / "features")
+        assert len(caches) == 1 and caches[0].num_items == 12 * 2
+        stamps.append((caches[0].directory / "index.json").stat().st_mtime_ns)
+    assert stamps[0] == stamps[1]  # the second run read the cache instead of rebuilding it

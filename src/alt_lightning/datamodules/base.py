@@ -69,6 +69,13 @@ class VideoDataModule(pl.LightningDataModule):
             the count and the first few, write each to the bad-file CSV, train and evaluate without them),
             ``"error"`` (stop with that summary) or ``"keep"`` (keep them; training redraws them, evaluation
             counts them as failed videos).
+        feature_dir: Folder of frozen-feature caches. When set, the splits in ``feature_splits`` are read from the
+            cache (built on first use by the attached model) instead of being decoded and encoded every time; see
+            :class:`~alt_lightning.datamodules.cached.CachedFeatureDataModule`. ``None`` (default) always decodes.
+        feature_splits: Splits served from the cache. Our default: ``("test",)``, always valid (evaluation is
+            augmentation-free). Add ``"val"`` freely; add ``"train"`` only for augmentation-free training (few-shot
+            linear probes, fixed views): the cache holds the centre clip and crop, so random crops, flips and temporal
+            jitter are lost.
     """
 
     def __init__(
@@ -93,6 +100,8 @@ class VideoDataModule(pl.LightningDataModule):
         image_size: int | None = None,
         decode_threads: int | None = None,
         missing: str = "report",
+        feature_dir: str | None = None,
+        feature_splits: tuple[str, ...] = ("test",),
     ) -> None:
         super().__init__()
         if sampling not in ("segment", "dense"):
@@ -111,6 +120,15 @@ class VideoDataModule(pl.LightningDataModule):
         self.datasets: dict[str, VideoDataset] = {}
         self.missing: dict[str, list[VideoRecord]] = {}
         self._bad_log: BadFileLog | None = None
+        self._features: VideoDataModule | None = None
+        unknown = [s for s in feature_splits if s not in SPLITS]
+        if unknown:
+            raise ValueError(f"feature_splits must be among {SPLITS}, got {unknown}.")
+        if feature_dir and "train" in feature_splits and (flip > 0 or tuple(scale) != (1.0, 1.0) or color_jitter > 0):
+            log.warning(
+                "feature_splits includes 'train': training reads fixed cached views (centre clip and crop), so flip, "
+                "random crops and colour jitter are not applied."
+            )
 
     # ----------------------------------------------------------------- what subclasses provide
     @property
@@ -240,7 +258,24 @@ class VideoDataModule(pl.LightningDataModule):
             ds = self.dataset(split)
             log.info("%s: %d videos x %d views", split, len(ds.records), ds.num_views)
 
+    def feature_module(self) -> VideoDataModule:
+        """The cache wrapper serving ``feature_splits`` (created on first use, attached to this trainer)."""
+        from alt_lightning.datamodules.cached import CachedFeatureDataModule
+
+        if self._features is None:
+            self._features = CachedFeatureDataModule(
+                self, feature_dir=str(self.cfg.feature_dir), splits=tuple(self.cfg.feature_splits)
+            )
+        self._features.trainer = getattr(self, "trainer", None)
+        return self._features
+
+    def _uses_features(self, split: str) -> bool:
+        source = "test" if split == "predict" else split
+        return bool(self.cfg.feature_dir) and source in self.cfg.feature_splits
+
     def _loader(self, split: str) -> DataLoader:
+        if self._uses_features(split):
+            return self.feature_module()._loader(split)
         ds = self.dataset(split)
         trainer = getattr(self, "trainer", None)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
