@@ -41,8 +41,15 @@ def test_alt_training_step_bf16_on_gpu(tmp_path, synthetic_root, module_kwargs) 
     dm = VideoListDataModule(root=str(synthetic_root), classes="classes.txt", num_frames=4, batch_size=4, num_workers=0)
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
     trainer = pl.Trainer(
-        accelerator="gpu", devices=1, precision="bf16-mixed", max_epochs=1, limit_train_batches=3,
-        limit_val_batches=2, logger=False, enable_progress_bar=False, default_root_dir=tmp_path,
+        accelerator="gpu",
+        devices=1,
+        precision="bf16-mixed",
+        max_epochs=1,
+        limit_train_batches=3,
+        limit_val_batches=2,
+        logger=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
     )
     trainer.fit(model, dm)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])

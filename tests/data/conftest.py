@@ -23,9 +23,9 @@ def index_frame(i: int, height: int, width: int, noise_seed: int | None = None) 
     for b in range(_ROWS * _COLS):
         if (i >> b) & 1:
             r, c = divmod(b, _COLS)
-            frame[
-                r * height // _ROWS : (r + 1) * height // _ROWS, c * width // _COLS : (c + 1) * width // _COLS
-            ] = _HIGH
+            frame[r * height // _ROWS : (r + 1) * height // _ROWS, c * width // _COLS : (c + 1) * width // _COLS] = (
+                _HIGH
+            )
     if noise_seed is not None:  # texture that makes packets large (for truncation tests)
         noise = np.random.default_rng(noise_seed + i).integers(-12, 13, frame.shape)
         frame = np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)

@@ -147,9 +147,7 @@ def test_kinetics_malformed_rows_name_file_and_line(tmp_path):
 
 def test_path_label_list_with_spaces_comments_and_names(tmp_path):
     lst = tmp_path / "train.txt"
-    lst.write_text(
-        f"# mmaction2-style list\nabseiling/a.mp4 0\n\nmy videos/clip one.mp4\t2\n{tmp_path}/abs/c.mp4 1\n"
-    )
+    lst.write_text(f"# mmaction2-style list\nabseiling/a.mp4 0\n\nmy videos/clip one.mp4\t2\n{tmp_path}/abs/c.mp4 1\n")
     names = tmp_path / "labels.csv"
     names.write_text('id,name\n1,air drumming\n0,abseiling\n2,"passing American football, in game"\n')
     assert read_label_names_csv(names) == ["abseiling", "air drumming", "passing American football, in game"]
@@ -281,9 +279,7 @@ def write_hmdb(tmp_path):
     split_dir = tmp_path / "splits"
     split_dir.mkdir()
     (split_dir / "brush_hair_test_split1.txt").write_text(
-        "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \n"
-        "Blonde_brush_hair_f_nm_np2_ri_med_0.avi 2 \n"
-        "x_0.avi 0 \n"
+        "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1 \nBlonde_brush_hair_f_nm_np2_ri_med_0.avi 2 \nx_0.avi 0 \n"
     )
     (split_dir / "cartwheel_test_split1.txt").write_text(
         "(Rad)Schlag_die_Bank!_cartwheel_f_cm_np1_le_med_0.avi 2\ny_cartwheel_0.avi 1\n"

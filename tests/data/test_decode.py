@@ -148,9 +148,7 @@ def test_missing_empty_and_garbage_files(tmp_path):
         probe_video(tmp_path / "empty.mp4")
     assert e.value.reason == "empty file"
     assert e.value.path == str(tmp_path / "empty.mp4")
-    (tmp_path / "garbage.mp4").write_bytes(
-        np.random.default_rng(0).integers(0, 256, 20_000, np.uint8).tobytes()
-    )
+    (tmp_path / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, np.uint8).tobytes())
     with pytest.raises(VideoDecodeError) as e:
         decode_frames(tmp_path / "garbage.mp4", [0])
     assert e.value.reason == "undecodable"
@@ -219,9 +217,7 @@ def _decodable_frames(path) -> int:
 @pytest.mark.timeout(30)
 def test_truncated_file_clamps_to_last_decodable_frame(video_factory, tmp_path, vt):
     # moov at the front, so the header still promises 60 frames after the cut.
-    src = video_factory(
-        "faststart.mp4", codec="libx264", noise_seed=1, container_options={"movflags": "faststart"}
-    )
+    src = video_factory("faststart.mp4", codec="libx264", noise_seed=1, container_options={"movflags": "faststart"})
     data = src.read_bytes()
     path = tmp_path / "truncated.mp4"
     path.write_bytes(data[: len(data) // 2])

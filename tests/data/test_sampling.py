@@ -42,9 +42,7 @@ def test_segment_properties(n, t, train, seed):
 def test_segment_test_views_are_deterministic_and_differ_per_clip(n, t, clips, data):
     j = data.draw(st.integers(0, clips - 1))
     a = view_indices(n, t, j, clips)
-    assert (
-        a == view_indices(n, t, j, clips) == segment_indices(n, t, train=False, clip_index=j, num_clips=clips)
-    )
+    assert a == view_indices(n, t, j, clips) == segment_indices(n, t, train=False, clip_index=j, num_clips=clips)
     assert a == sorted(a) and len(a) == t and all(0 <= i < n for i in a)
     if n // t >= clips:  # every segment holds >= clips frames: all clips use different frames everywhere
         views = [view_indices(n, t, k, clips) for k in range(clips)]

@@ -204,9 +204,7 @@ def test_frozen_encoder_keeps_no_graph(tiny_name: str) -> None:
 def _params_with_grad(enc: RegionEncoder, images: torch.Tensor) -> set[str]:
     enc.train()
     enc(images).tokens.square().mean().backward()
-    return {
-        name for name, p in enc.visual.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0
-    }
+    return {name for name, p in enc.visual.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
 
 
 def test_last_block_trainable(tiny_name: str) -> None:

@@ -41,9 +41,7 @@ def reference_merge(x: torch.Tensor, size: torch.Tensor, metric: torch.Tensor, r
         members = [[a] for a in set_a if a not in chosen] + [
             [b] + [a for a in chosen if best[a][1] == b] for b in set_b
         ]
-        out_x = torch.stack(
-            [sum(x[n, i] * size[n, i] for i in grp) / sum(size[n, i] for i in grp) for grp in members]
-        )
+        out_x = torch.stack([sum(x[n, i] * size[n, i] for i in grp) / sum(size[n, i] for i in grp) for grp in members])
         out_s = torch.stack([sum(size[n, i] for i in grp) for grp in members])
         xs.append(out_x)
         sizes.append(out_s)
@@ -115,9 +113,7 @@ def test_cls_is_protected_even_when_it_is_the_best_match() -> None:
 
 def test_merge_order_and_exact_average() -> None:
     # 5 tokens: A = {0, 2, 4}, B = {1, 3}. Token 4 is a near copy of token 3; nothing else is close.
-    metric = torch.tensor(
-        [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.9]]]
-    )
+    metric = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 0.9]]])
     x = torch.arange(5, dtype=torch.float32).view(1, 5, 1) * 10.0
     size = torch.tensor([[1.0, 1.0, 1.0, 3.0, 1.0]])
     matching = bipartite_soft_matching(metric, 1)

@@ -152,9 +152,7 @@ class KineticsParse:
         """One paragraph: how many videos are missing and the first few, or that none are."""
         if not self.missing:
             return f"{self.csv_path}: all {self.num_rows} videos found under {self.video_root}"
-        first = ", ".join(
-            f"{os.path.basename(r.path)} ({r.meta['source']})" for r in self.missing[:max_items]
-        )
+        first = ", ".join(f"{os.path.basename(r.path)} ({r.meta['source']})" for r in self.missing[:max_items])
         more = f" and {len(self.missing) - max_items} more" if len(self.missing) > max_items else ""
         return (
             f"{self.csv_path}: {len(self.missing)} of {self.num_rows} videos are missing under "
@@ -277,9 +275,7 @@ def parse_kinetics_csv(
     csv_path = os.fspath(csv_path)
     root = os.fspath(video_root)
     if missing != "keep" and not os.path.isdir(root):
-        raise _error(
-            root, None, "video_root is not a folder", "Pass the folder holding the videos (or missing='keep')"
-        )
+        raise _error(root, None, "video_root is not a folder", "Pass the folder holding the videos (or missing='keep')")
     by_name: dict[str, int] = {}
     for i, name in enumerate(class_names):
         by_name.setdefault(_norm_label(name), i)
@@ -320,10 +316,7 @@ def parse_kinetics_csv(
         def col(name: str, row: list[str] = row) -> str:
             return row[columns[name]].strip() if name in columns else ""
 
-        if (
-            want_split is not None
-            and _SPLIT_ALIASES.get(col("split").lower(), col("split").lower()) != want_split
-        ):
+        if want_split is not None and _SPLIT_ALIASES.get(col("split").lower(), col("split").lower()) != want_split:
             continue
         num_rows += 1
         yid = col("youtube_id")
@@ -368,9 +361,7 @@ def parse_kinetics_csv(
             records.append(rec)
         if not exists:
             absent.append(rec)
-    result = KineticsParse(
-        records=records, missing=absent, num_rows=num_rows, csv_path=csv_path, video_root=root
-    )
+    result = KineticsParse(records=records, missing=absent, num_rows=num_rows, csv_path=csv_path, video_root=root)
     if absent and missing == "error":
         raise AnnotationError(result.summary())
     return result
@@ -411,9 +402,7 @@ def read_label_names_csv(path: PathLike) -> list[str]:
             if first:  # a header line such as "id,name"
                 first = False
                 continue
-            raise _error(
-                path, n, f"id {row[0]!r} is not an integer", "Each line must be '<id>,<name>'"
-            ) from None
+            raise _error(path, n, f"id {row[0]!r} is not an integer", "Each line must be '<id>,<name>'") from None
         first = False
         if len(row) < 2 or not ",".join(row[1:]).strip():
             raise _error(path, n, "no name after the id", "Each line must be '<id>,<name>'")
@@ -483,9 +472,7 @@ def parse_path_label_list(
             ) from None
         if label < 0 or (names is not None and label >= len(names)):
             bound = f" (the label-name CSV has {len(names)} names)" if names is not None else ""
-            raise _error(
-                list_path, n, f"label {label} is out of range{bound}", "Labels are 0-based class indices"
-            )
+            raise _error(list_path, n, f"label {label} is out of range{bound}", "Labels are 0-based class indices")
         meta: dict[str, object] = {"source": _source(list_path, n)}
         if names is not None:
             meta["label_name"] = names[label]
@@ -522,9 +509,7 @@ def read_ucf101_classes(split_dir: PathLike) -> list[str]:
 _UCF_GROUP = re.compile(r"_g(\d+)_c(\d+)", re.IGNORECASE)
 
 
-def parse_ucf101_split(
-    split_dir: PathLike, video_root: PathLike, split: int, subset: str
-) -> list[VideoRecord]:
+def parse_ucf101_split(split_dir: PathLike, video_root: PathLike, split: int, subset: str) -> list[VideoRecord]:
     """Parse an official UCF101 split (``ucfTrainTestlist``).
 
     On-disk format, in ``split_dir``::
@@ -658,9 +643,7 @@ def parse_hmdb51_split(
             ) from None
         class_names = sorted(f[: -len(suffix)] for f in files if f.endswith(suffix))
         if not class_names:
-            raise _error(
-                split_dir, None, f"no '*{suffix}' files", "Pass the testTrainMulti_7030_splits folder"
-            )
+            raise _error(split_dir, None, f"no '*{suffix}' files", "Pass the testTrainMulti_7030_splits folder")
     resolver = _CaseInsensitiveResolver(video_root)
     flag = _HMDB_FLAGS[subset]
     records: list[VideoRecord] = []
@@ -703,9 +686,7 @@ def _json_load(path: PathLike, what: str) -> tuple[object, str]:
     try:
         return json.loads(text), text
     except json.JSONDecodeError as e:
-        raise _error(
-            path, e.lineno, f"invalid JSON ({e.msg}, column {e.colno})", "Re-download the file"
-        ) from None
+        raise _error(path, e.lineno, f"invalid JSON ({e.msg}, column {e.colno})", "Re-download the file") from None
 
 
 def read_ssv2_labels(labels_json: PathLike) -> list[str]:
@@ -779,9 +760,7 @@ def parse_ssv2_json(
     by_lower = {n.lower(): i for i, n in enumerate(names)}
     data, text = _json_load(annotations_json, "SSv2 annotation JSON")
     if not isinstance(data, list):
-        raise _error(
-            annotations_json, 1, "expected a JSON list of records", "Pass train.json / validation.json"
-        )
+        raise _error(annotations_json, 1, "expected a JSON list of records", "Pass train.json / validation.json")
     lines = _id_lines(text)
     root = os.fspath(video_root)
     records: list[VideoRecord] = []
@@ -827,9 +806,7 @@ def parse_ssv2_json(
 # --------------------------------------------------------------------------------- class folders
 
 
-def parse_class_folders(
-    root: PathLike, exts: Iterable[str] = VIDEO_EXTENSIONS
-) -> tuple[list[VideoRecord], list[str]]:
+def parse_class_folders(root: PathLike, exts: Iterable[str] = VIDEO_EXTENSIONS) -> tuple[list[VideoRecord], list[str]]:
     """Records of a class-per-folder tree: ``root/<class>/**/<video>``.
 
     On-disk format: every sub-folder of ``root`` is a class (hidden folders skipped); its videos are

@@ -304,9 +304,7 @@ class VideoReader:
         # header promises), else the header's count. Indices past it get the last existing frame.
         limit = len(table.pts) if table is not None else self.info.num_frames
         past = [i for i in wanted if i >= limit]
-        self._decode_into(
-            sorted({i for i in wanted if i < limit} | ({limit - 1} if past else set())), found, deadline
-        )
+        self._decode_into(sorted({i for i in wanted if i < limit} | ({limit - 1} if past else set())), found, deadline)
         if past and limit - 1 in found:
             for i in past:
                 found[i] = found[limit - 1]
@@ -318,8 +316,7 @@ class VideoReader:
                 )
             else:
                 self._issue(
-                    f"index past the end: got {n_got} of {len(wanted)} frames; indices >= {limit} repeat "
-                    f"the last frame"
+                    f"index past the end: got {n_got} of {len(wanted)} frames; indices >= {limit} repeat the last frame"
                 )
         missing = [i for i in wanted if i not in found]
         if missing:
@@ -518,9 +515,7 @@ class VideoReader:
             return frame.to_ndarray(format="rgb24", height=self.size[0], width=self.size[1])
         return frame.to_ndarray(format="rgb24")
 
-    def _advance_to(
-        self, target: int, wanted: set[int], found: dict[int, np.ndarray], deadline: float | None
-    ) -> None:
+    def _advance_to(self, target: int, wanted: set[int], found: dict[int, np.ndarray], deadline: float | None) -> None:
         """Decode forward until the decoder has passed ``target``, keeping every wanted frame met."""
         table = self._use_table(deadline)
         while self._cursor is None or self._cursor < target:

@@ -35,9 +35,7 @@ def _check_counts(num_frames: int, num_out: int, what: str) -> None:
 
 def _check_clip(clip_index: int, num_clips: int) -> None:
     if num_clips < 1 or not 0 <= clip_index < num_clips:
-        raise ValueError(
-            f"need 0 <= clip_index < num_clips, got clip_index={clip_index}, num_clips={num_clips}"
-        )
+        raise ValueError(f"need 0 <= clip_index < num_clips, got clip_index={clip_index}, num_clips={num_clips}")
 
 
 def _segments(num_frames: int, num_segments: int) -> tuple[np.ndarray, np.ndarray]:
@@ -204,14 +202,10 @@ def view_indices(
         ``T`` frame indices.
     """
     if mode == "segment":
-        return segment_indices(
-            num_frames, num_frames_out, train=False, clip_index=view_clip, num_clips=num_clips
-        )
+        return segment_indices(num_frames, num_frames_out, train=False, clip_index=view_clip, num_clips=num_clips)
     if mode == "dense":
         if stride is None:
-            raise ValueError(
-                "mode='dense' needs a stride (frames between samples), e.g. stride=8 for 8x8 clips"
-            )
+            raise ValueError("mode='dense' needs a stride (frames between samples), e.g. stride=8 for 8x8 clips")
         return dense_indices(
             num_frames,
             num_frames_out,

@@ -148,8 +148,7 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, protect_first: bool = 
     t = metric.shape[1]
     if r > clamp_r(r, t, protect_first):
         raise ValueError(
-            f"cannot merge r={r} of {t} tokens (at most {clamp_r(t, t, protect_first)}); clamp r first "
-            f"with clamp_r()."
+            f"cannot merge r={r} of {t} tokens (at most {clamp_r(t, t, protect_first)}); clamp r first with clamp_r()."
         )
     # float32: the argsort below is sensitive to ties that bf16/fp16 similarities would create.
     unit = F.normalize(metric.float(), dim=-1)
