@@ -24,8 +24,11 @@ def test_alt_help_lists_lightning_and_extra_subcommands() -> None:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 0, out.stderr
-    for sub in ("fit", "validate", "test", "predict", "alt corpus"):
-        assert sub in out.stdout
+    from alt_lightning.cli import EXTRA_COMMANDS
+
+    for sub in ("fit", "validate", "test", "predict", *(f"alt {name}" for name in EXTRA_COMMANDS)):
+        assert sub in out.stdout, sub
+    assert {"corpus", "flops", "bench", "check-data", "loader-bench", "protocol", "cache"} <= set(EXTRA_COMMANDS)
 
 
 def _fit_args(root: Path, corpus: Path, tmp: Path, epochs: int = 2) -> list[str]:
