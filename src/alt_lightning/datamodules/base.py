@@ -327,3 +327,25 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def plain_base_hparams(module: VideoDataModule, base: VideoDataModule, keep: set[str]) -> None:
+    """Store a wrapped DataModule (``base``) in ``module.hparams`` as plain data, for ``weights_only`` checkpoints.
+
+    Outside the CLI ``save_hyperparameters`` keeps the base object itself and the base settings the wrapper copied;
+    this writes the base as ``{"class_path", "init_args"}`` and drops the copied settings (the base entry holds them).
+    Under the CLI the hparams are already plain and nothing changes.
+
+    Args:
+        module: The wrapper (few-shot draw, feature cache, class subset).
+        base: The DataModule it wraps.
+        keep: The wrapper's own hparam names.
+    """
+    if isinstance(module.hparams.get("base"), dict):
+        return
+    module.hparams["base"] = {
+        "class_path": f"{type(base).__module__}.{type(base).__name__}",
+        "init_args": {k: v for k, v in base.hparams.items() if not k.startswith("_")},
+    }
+    for key in set(module.hparams) - keep:
+        del module.hparams[key]

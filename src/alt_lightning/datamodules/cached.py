@@ -53,7 +53,7 @@ from alt_lightning.data.feature_cache import (
     stale_message,
 )
 from alt_lightning.data.records import VideoRecord
-from alt_lightning.datamodules.base import SPLITS, VideoDataModule, _cuda_available
+from alt_lightning.datamodules.base import SPLITS, VideoDataModule, _cuda_available, plain_base_hparams
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,7 @@ class CachedFeatureDataModule(VideoDataModule):
         self.shard_bytes = int(shard_size_mb) << 20
         self.caches: dict[str, FeatureCache] = {}
         self.cached_datasets: dict[str, CachedFeatureDataset] = {}
-        if not isinstance(self.hparams.get("base"), dict):
-            # Outside the CLI the hparams hold the base object itself; checkpoints need plain data.
-            own = set(inspect.signature(CachedFeatureDataModule.__init__).parameters)
-            self.hparams["base"] = {
-                "class_path": f"{type(base).__module__}.{type(base).__name__}",
-                "init_args": {k: v for k, v in base.hparams.items() if not k.startswith("_")},
-            }
-            for key in set(self.hparams) - own:
-                del self.hparams[key]  # base settings copied above: the base entry already holds them
+        plain_base_hparams(self, base, set(inspect.signature(CachedFeatureDataModule.__init__).parameters))
 
     # ----------------------------------------------------------------- what the base provides
     @property

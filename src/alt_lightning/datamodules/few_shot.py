@@ -18,7 +18,7 @@ from alt_lightning.data.manifests import (
     write_manifest,
 )
 from alt_lightning.data.records import VideoRecord
-from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.datamodules.base import VideoDataModule, plain_base_hparams
 
 log = logging.getLogger(__name__)
 
@@ -70,15 +70,7 @@ class FewShotDataModule(VideoDataModule):
         self.base, self.shots, self.seed = base, shots, seed
         self.manifest, self.manifest_out, self.allow_fewer = manifest, manifest_out, allow_fewer
         self.manifest_path: Path | None = None  # the manifest read or written by the latest `records("train")`
-        if not isinstance(self.hparams.get("base"), dict):
-            # Outside the CLI the hparams hold the base object itself; checkpoints need plain data.
-            own = set(inspect.signature(FewShotDataModule.__init__).parameters)
-            self.hparams["base"] = {
-                "class_path": f"{type(base).__module__}.{type(base).__name__}",
-                "init_args": {k: v for k, v in base.hparams.items() if not k.startswith("_")},
-            }
-            for key in set(self.hparams) - own - set(kwargs):
-                del self.hparams[key]  # base settings copied above: the base entry already holds them
+        plain_base_hparams(self, base, set(inspect.signature(FewShotDataModule.__init__).parameters) | set(kwargs))
 
     @property
     def class_names(self) -> list[str]:

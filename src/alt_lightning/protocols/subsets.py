@@ -17,7 +17,7 @@ from alt_lightning.data.manifests import (
     write_manifest,
 )
 from alt_lightning.data.records import VideoRecord
-from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.datamodules.base import VideoDataModule, plain_base_hparams
 from alt_lightning.text.classes import SHIPPED_LISTS, class_names, read_class_file
 
 log = logging.getLogger(__name__)
@@ -136,15 +136,7 @@ class ClassSubsetDataModule(VideoDataModule):
         self._base_records: dict[str, list[VideoRecord]] = {}
         if draw is not None:
             self.manifest_path = None  # written on first use, when the trainer's log folder is known
-        if not isinstance(self.hparams.get("base"), dict):
-            # Outside the CLI the hparams hold the base object itself; checkpoints need plain data.
-            own = set(inspect.signature(ClassSubsetDataModule.__init__).parameters)
-            self.hparams["base"] = {
-                "class_path": f"{type(base).__module__}.{type(base).__name__}",
-                "init_args": {k: v for k, v in base.hparams.items() if not k.startswith("_")},
-            }
-            for key in set(self.hparams) - own:
-                del self.hparams[key]
+        plain_base_hparams(self, base, set(inspect.signature(ClassSubsetDataModule.__init__).parameters))
 
     @property
     def class_names(self) -> list[str]:
