@@ -181,13 +181,13 @@ def test_ddp_ranks_read_every_item_once_and_never_build(
     assert dm.dataset("val") is dm.base.dataset("val")  # an uncached split is the base's
 
 
-def test_cache_command_builds_lists_and_clears(
-    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, capsys
-) -> None:
-    cache_dir = tmp_path / "cache"
-    config = {
+def _cli_config(
+    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, cache_dir: Path, splits: list[str], **trainer: Any
+) -> dict:
+    """An `alt fit` config: the tiny model on the synthetic list data, served through the feature cache."""
+    return {
         "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "logger": False, "enable_progress_bar": False},
+        "trainer": {"accelerator": "cpu", "enable_progress_bar": False, **trainer},
         "model": {
             "class_path": "alt_lightning.lightning.ALTModule",
             "init_args": {
@@ -202,7 +202,7 @@ def test_cache_command_builds_lists_and_clears(
             "class_path": "alt_lightning.datamodules.CachedFeatureDataModule",
             "init_args": {
                 "feature_dir": str(cache_dir),
-                "splits": ["val", "test"],
+                "splits": splits,
                 "base": {
                     "class_path": "alt_lightning.datamodules.VideoListDataModule",
                     "init_args": {
@@ -211,12 +211,19 @@ def test_cache_command_builds_lists_and_clears(
                         "test_list": "test.txt",
                         "num_frames": 4,
                         "num_workers": 0,
-                        "bad_file_log": str(tmp_path / "bad.csv"),
                     },
                 },
             },
         },
     }
+
+
+def test_cache_command_builds_lists_and_clears(
+    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, capsys
+) -> None:
+    cache_dir = tmp_path / "cache"
+    config = _cli_config(synthetic_root, tiny_weights, tiny_corpus, cache_dir, ["val", "test"], logger=False)
+    config["data"]["init_args"]["base"]["init_args"]["bad_file_log"] = str(tmp_path / "bad.csv")
     path = tmp_path / "fit.yaml"
     path.write_text(yaml.safe_dump(config))
     assert alt_main(["cache", "build", "--config", str(path), "--splits", "test"]) == 0
@@ -245,37 +252,8 @@ def test_alt_fit_and_test_from_the_cache_with_default_callbacks(
 ) -> None:
     """The default callbacks (throughput, heatmaps, predictions, loggers) accept batches of cached tokens."""
     monkeypatch.chdir(tmp_path)
-    config = {
-        "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False},
-        "model": {
-            "class_path": "alt_lightning.lightning.ALTModule",
-            "init_args": {
-                "model_name": "alt-tiny",
-                "pretrained": str(tiny_weights),
-                "corpus": str(tiny_corpus),
-                "encoder": {"r": 2},
-                "adapter": {"layers": 1, "heads": 4},
-            },
-        },
-        "data": {
-            "class_path": "alt_lightning.datamodules.CachedFeatureDataModule",
-            "init_args": {
-                "feature_dir": str(tmp_path / "cache"),
-                "splits": ["train", "val", "test"],
-                "base": {
-                    "class_path": "alt_lightning.datamodules.VideoListDataModule",
-                    "init_args": {
-                        "root": str(synthetic_root),
-                        "classes": "classes.txt",
-                        "test_list": "test.txt",
-                        "num_frames": 4,
-                        "num_workers": 0,
-                    },
-                },
-            },
-        },
-    }
+    splits = ["train", "val", "test"]
+    config = _cli_config(synthetic_root, tiny_weights, tiny_corpus, tmp_path / "cache", splits, max_epochs=1)
     path = tmp_path / "fit.yaml"
     path.write_text(yaml.safe_dump(config))
     assert (
