@@ -77,3 +77,24 @@ def test_checkpoint_with_other_backbone_weights_is_refused(
     torch.save(load_clip("alt-tiny").state_dict(), other)
     with pytest.raises(RuntimeError, match="fingerprint"):
         ALTModule.load_from_checkpoint(path, weights_only=True, pretrained=str(other))
+
+
+def test_checkpoint_records_corpus_and_warns_when_loaded_with_another(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    from alt_lightning.text.corpus import Corpus, EntityRecord, load_corpus, write_corpus
+
+    dm = _datamodule(synthetic_root)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    trainer = _trainer(tmp_path, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(model, dm)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    saved = torch.load(path, weights_only=True, map_location="cpu")["alt"]["corpus"]
+    corpus = load_corpus(module_kwargs["corpus"])
+    assert saved == {"name": corpus.name, "version": corpus.version, "hash": corpus.hash, "size": len(corpus)}
+
+    extra = EntityRecord("yellow star", "object", "A five-pointed star shape coloured yellow.", {})
+    other = write_corpus(Corpus("tiny-test", "0.0.2", (*corpus.records, extra), "Test corpus."), tmp_path / "o.jsonl")
+    with pytest.warns(UserWarning, match=r"Checkpoint corpus tiny-test 0\.0\.1 .* differs .* tiny-test 0\.0\.2"):
+        ALTModule.load_from_checkpoint(path, weights_only=True, corpus=str(other))
