@@ -98,3 +98,27 @@ def test_checkpoint_records_corpus_and_warns_when_loaded_with_another(
     other = write_corpus(Corpus("tiny-test", "0.0.2", (*corpus.records, extra), "Test corpus."), tmp_path / "o.jsonl")
     with pytest.warns(UserWarning, match=r"Checkpoint corpus tiny-test 0\.0\.1 .* differs .* tiny-test 0\.0\.2"):
         ALTModule.load_from_checkpoint(path, weights_only=True, corpus=str(other))
+
+
+def test_init_weights_copies_trainable_weights_only(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
+    dm = _datamodule(synthetic_root)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    trainer = _trainer(tmp_path, limit_train_batches=2, limit_val_batches=0)
+    trainer.fit(model, dm)
+    path = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(path)
+    # Another label space (few-shot on a new dataset): trainable weights come over, class embeddings are new.
+    fresh = ALTModule(class_names=["a", "b", "c", "d"], **module_kwargs)
+    started = ALTModule(class_names=["a", "b", "c", "d"], init_weights=str(path), **module_kwargs)
+    trained = dict(model.named_parameters())
+    for name, p in started.named_parameters():
+        if p.requires_grad:
+            assert torch.equal(p, trained[name]), name
+    assert not torch.equal(dict(fresh.named_parameters())["model.adapter.gamma"], trained["model.adapter.gamma"])
+    assert started.model.classifier.num_classes == 4
+    # Its own checkpoint loads without the file it was initialised from.
+    trainer = _trainer(tmp_path, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(started, _datamodule(synthetic_root))
+    trainer.save_checkpoint(tmp_path / "started.ckpt")
+    path.unlink()
+    assert ALTModule.load_from_checkpoint(tmp_path / "started.ckpt", weights_only=True).hparams.init_weights is None

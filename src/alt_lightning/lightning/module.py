@@ -70,6 +70,8 @@ class ALTModule(pl.LightningModule):
             ``trainer.estimated_stepping_batches``.
         warmup_fraction: Share of all steps used for warmup by the default schedule (our choice 0.1).
         cache_dir: Text-embedding cache folder (default ``$ALT_CACHE_DIR`` or ``~/.cache/alt_lightning``).
+        init_weights: A checkpoint whose trainable weights initialise this model (e.g. few-shot "from the K400
+            model" instead of from CLIP). Unlike ``--ckpt_path`` it restores no optimizer, epoch or schedule.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class ALTModule(pl.LightningModule):
         scheduler: LRSchedulerCallable | None = None,
         warmup_fraction: float = 0.1,
         cache_dir: str | None = None,
+        init_weights: str | None = None,
     ) -> None:
         super().__init__()
         # Hyper-parameters must load with weights_only=True: plain data only (dataclasses as dicts, no callables).
@@ -130,8 +133,31 @@ class ALTModule(pl.LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self._eval_outputs: list[dict[str, torch.Tensor]] = []
-        # Frozen weights come back from `pretrained`: missing keys are filled in on_load_checkpoint.
         self.last_eval: dict[str, Any] = {}
+        if init_weights:
+            self.load_trainable_weights(init_weights)
+
+    def load_trainable_weights(self, path: str) -> None:
+        """Copy the trainable weights of a checkpoint into this model (same backbone, corpus may differ).
+
+        Raises:
+            RuntimeError: If the checkpoint's backbone differs, or its weights do not fit this model.
+        """
+        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        meta = checkpoint.get("alt", {})
+        if meta.get("backbone_fingerprint") not in (None, self.backbone_fingerprint):
+            raise RuntimeError(
+                f"init_weights={path} was trained on backbone fingerprint {meta.get('backbone_fingerprint')}, this "
+                f"model has {self.backbone_fingerprint} ({self.hparams.model_name}, {self.hparams.pretrained!r})."
+            )
+        self.on_load_checkpoint(checkpoint)  # fills in the frozen weights, warns on another corpus
+        result = self.load_state_dict(checkpoint["state_dict"], strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise RuntimeError(
+                f"init_weights={path} does not fit this model: missing {result.missing_keys[:5]}, unexpected "
+                f"{result.unexpected_keys[:5]} (different adapter settings or ablation switches?)."
+            )
+        log.info("initialised trainable weights from %s", path)
 
     # ------------------------------------------------------------------ configure_* hooks (override these)
     def configure_backbone(self, clip: nn.Module) -> RegionEncoder:
@@ -384,6 +410,9 @@ class ALTModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Drop frozen weights; record backbone fingerprint, corpus and class names."""
+        if checkpoint.get("hyper_parameters", {}).get("init_weights"):
+            # The weights are in this checkpoint; loading it must not need the file they first came from.
+            checkpoint["hyper_parameters"]["init_weights"] = None
         frozen = set(self.frozen_keys())
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
         checkpoint["alt"] = {
