@@ -108,11 +108,15 @@ class ALTCLI(LightningCLI):
         parser.set_defaults({f"trainer.{k}": v for k, v in trainer_defaults().items()})
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
-        """Parse, with a checkpoint's model and data settings as defaults under the user's own arguments."""
-        argv = list(sys.argv[1:] if args is None else args)
-        if isinstance(args, (list, tuple)) or args is None:
-            argv = _with_checkpoint_defaults(argv)
-        super().parse_arguments(parser, argv if isinstance(args, (list, tuple)) or args is None else args)
+        """Parse, with a checkpoint's model and data settings as defaults under the user's own arguments.
+
+        ``main`` always passes the argument list, so Lightning's warning about ``args`` beside ``sys.argv`` (meant for
+        notebooks) does not apply and is not raised.
+        """
+        if isinstance(args, dict) or (args is not None and not isinstance(args, (list, tuple))):
+            self.config = parser.parse_object(args)
+            return
+        self.config = parser.parse_args(_with_checkpoint_defaults(list(sys.argv[1:] if args is None else args)))
 
     def before_instantiate_classes(self) -> None:
         """Drop default callbacks that the user's settings rule out (no progress bar, no logger)."""
