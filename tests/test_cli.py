@@ -113,3 +113,28 @@ def test_demo_is_learnable(tmp_path: Path, monkeypatch, capsys) -> None:
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test top-1:"))
     top1 = float(line.split("top-1:")[1].split("%")[0])
     assert top1 >= 2 * 100 / 8, line
+
+
+@pytest.mark.slow
+def test_alt_fit_and_test_under_torchrun_ddp(synthetic_root: Path, tiny_corpus: Path, tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m alt_lightning fit/test` (gloo on CPU), as the README's scale-out commands."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "ALT_RUN_VERSION": "ddp-test"}
+    common = [
+        "--config", str(REPO / "configs" / "demo.yaml"),
+        f"--data.init_args.root={synthetic_root}", "--data.init_args.num_workers=0",
+        f"--model.init_args.corpus={tiny_corpus}", "--trainer.enable_progress_bar=false",
+        "--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu",
+    ]  # fmt: skip
+    run = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "alt_lightning"]
+    fit = subprocess.run([*run, "fit", *common, "--trainer.max_epochs=1"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    ckpt = tmp_path / "runs" / "demo" / "latest" / "checkpoints" / "best.ckpt"
+    assert ckpt.is_file()
+    env["ALT_RUN_VERSION"] = "ddp-test-eval"
+    test = subprocess.run([*run, "test", *common, f"--ckpt_path={ckpt}"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert test.returncode == 0, test.stderr[-3000:]
+    assert "videos: 12" in test.stdout
+    rows = (tmp_path / "runs" / "demo" / "ddp-test-eval" / "predictions_test.csv").read_text().splitlines()
+    assert len(rows) == 1 + 12  # every test video once, gathered from both ranks

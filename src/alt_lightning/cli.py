@@ -140,8 +140,9 @@ class ALTCLI(LightningCLI):
         """Point ``<save_dir>/<name>/latest`` at this run and print where the best checkpoint is."""
         cb = self.trainer.checkpoint_callback
         best = getattr(cb, "best_model_path", "") if cb is not None else ""
-        if self.trainer.is_global_zero and self.trainer.log_dir:
-            run = Path(self.trainer.log_dir)
+        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
+        if self.trainer.is_global_zero and log_dir:
+            run = Path(log_dir)
             latest = run.parent / "latest"
             if latest.is_symlink() or latest.exists():
                 latest.unlink()

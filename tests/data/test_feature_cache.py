@@ -103,7 +103,7 @@ def test_key_changes_with_sampling_backbone_and_records(
 
     torch.manual_seed(1)
     other_weights = tmp_path / "other.pt"
-    torch.save(load_clip("alt-tiny").state_dict(), other_weights)
+    torch.save(load_clip("alt-tiny", seed=5).state_dict(), other_weights)
     other = _model(synthetic_root, module_kwargs, pretrained=str(other_weights))
     other_spec = cache_spec(other.model.encoder, other.backbone_fingerprint, ds)
     assert open_cache(path, other_spec) is None

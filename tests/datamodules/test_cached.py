@@ -102,7 +102,7 @@ def test_changed_sampling_or_backbone_is_rebuilt_or_refused(
 
     torch.manual_seed(1)
     weights = tmp_path / "other.pt"
-    torch.save(load_clip("alt-tiny").state_dict(), weights)
+    torch.save(load_clip("alt-tiny", seed=3).state_dict(), weights)
     other = ALTModule(class_names=model.class_names, **{**module_kwargs, "pretrained": str(weights)})
     with pytest.raises(FeatureCacheError, match=r"backbone.fingerprint"):
         same.prepare_caches(other)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,12 @@ def test_base_settings_survive_in_cfg_and_checks() -> None:
     for bad in ({"sampling": "random"}, {"test_crops": 2}, {"missing": "ignore"}):
         with pytest.raises(ValueError):
             VideoDataModule(**bad)
+
+
+@pytest.mark.parametrize("name", ["val.csv", "kinetics-400_val.csv"])
+def test_kinetics_finds_other_names_of_the_validation_csv(kinetics_root: Path, tmp_path: Path, name: str) -> None:
+    root = tmp_path / "renamed"
+    shutil.copytree(kinetics_root, root)
+    (root / "annotations" / "validate.csv").rename(root / "annotations" / name)
+    dm = KineticsDataModule(str(root), bad_file_log=str(tmp_path / "bad.csv"), **COMMON)
+    assert [Path(r.path).parent.name for r in dm.records("val")] == ["air_drumming", "answering_questions"]

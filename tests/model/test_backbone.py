@@ -21,10 +21,10 @@ def test_tiny_config_is_registered() -> None:
 
 def test_pretrained_file_loads_saved_weights(tmp_path: Path) -> None:
     torch.manual_seed(1)
-    src = load_clip("alt-tiny")
+    src = load_clip("alt-tiny", seed=1)
     path = tmp_path / "tiny.pt"
     torch.save(src.state_dict(), path)
-    other = load_clip("alt-tiny")
+    other = load_clip("alt-tiny", seed=2)
     assert fingerprint(other) != fingerprint(src)
     loaded = load_clip("alt-tiny", str(path))
     assert fingerprint(loaded) == fingerprint(src)
@@ -37,3 +37,14 @@ def test_unknown_backbone_and_tag_fail_clearly() -> None:
         load_clip("ViT-Z-99")
     with pytest.raises(ValueError, match="neither a file nor a known tag"):
         load_clip("alt-tiny", "no-such-tag")
+
+
+def test_random_backbone_is_reproducible_and_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    a = load_clip("alt-tiny")
+    assert torch.equal(torch.rand(3), expected_next)
+    b = load_clip("alt-tiny")
+    assert fingerprint(a) == fingerprint(b)
+    assert fingerprint(load_clip("alt-tiny", seed=None)) != fingerprint(a)

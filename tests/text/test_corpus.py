@@ -628,6 +628,8 @@ def test_cli_embed_calls_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     inspect.signature(real).bind(**calls[0])  # the real function accepts this call
     printed = capsys.readouterr().out
     assert "embeddings shape: (1, 64)" in printed and "entry.pt" in printed and "cache hit: True" in printed
+    assert main([*argv, "--pretrained", "none"]) == 0  # the help's "none: random" spelling
+    assert calls[-1]["pretrained"] is None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -181,7 +181,7 @@ def _cmd_embed(args: argparse.Namespace, console: Console) -> int:
     corpus = corpus_lib.load_corpus(args.corpus)
     emb, info = cached_text_embeddings(
         model_name=args.model_name,
-        pretrained=args.pretrained,
+        pretrained=None if str(args.pretrained).lower() in ("", "none", "null") else args.pretrained,
         texts=corpus.texts(args.template),
         cache_dir=args.cache_dir,
         return_info=True,

@@ -9,7 +9,12 @@ from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules.base import VideoDataModule
 from alt_lightning.text.classes import class_names as load_class_names
 
-CSV_NAMES = {"train": "train.csv", "val": "validate.csv", "test": "test.csv"}
+#: Annotation CSV names per split, first match wins: CVDF's names, then the short and the crawler's (kinetics-400_*).
+CSV_NAMES = {
+    "train": ("train.csv", "kinetics-{version}_train.csv"),
+    "val": ("validate.csv", "val.csv", "kinetics-{version}_val.csv"),
+    "test": ("test.csv", "kinetics-{version}_test.csv"),
+}
 
 
 class KineticsDataModule(VideoDataModule):
@@ -18,7 +23,7 @@ class KineticsDataModule(VideoDataModule):
     On-disk layout (CVDF / ActivityNet downloader conventions; each name is an argument)::
 
         root/annotations/train.csv      label,youtube_id,time_start,time_end,split
-        root/annotations/validate.csv   abseiling,-3B32lodo2M,59,69,validate
+        root/annotations/validate.csv   abseiling,-3B32lodo2M,59,69,validate   (or val.csv, kinetics-400_val.csv)
         root/annotations/test.csv
         root/train/<youtube_id>_<start:06d>_<end:06d>.mp4            layout "flat"
         root/train/<label>/<youtube_id>_<start:06d>_<end:06d>.mp4    layout "per_class" ("auto" finds either)
@@ -92,8 +97,11 @@ class KineticsDataModule(VideoDataModule):
                     f"{self.dataset_name}; pass the matching version or classes."
                 )
             return records
+        folder = self.resolve(self.annotations)
+        names = [n.format(version=self.version) for n in CSV_NAMES[source]]
+        csv_path = next((folder / n for n in names if (folder / n).is_file()), folder / names[0])
         parsed = parse_kinetics_csv(
-            self.resolve(self.annotations) / CSV_NAMES[source],
+            csv_path,
             self.resolve(self.video_dirs[source]),
             self._class_names,
             layout=self.layout,

@@ -123,14 +123,17 @@ class PredictionWriter(Callback):
         self.last_path: Path | None = None
 
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage not in self.stages or trainer.sanity_checking or not trainer.is_global_zero:
+        if stage not in self.stages or trainer.sanity_checking:
+            return
+        log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask before rank 0 goes on alone
+        if not trainer.is_global_zero:
             return
         result = getattr(pl_module, "last_eval", None) or {}
         dm = getattr(trainer, "datamodule", None)
         if result.get("stage") != stage or dm is None or not hasattr(dm, "dataset"):
             return
         records = dm.dataset(stage).records
-        folder = Path(trainer.log_dir or trainer.default_root_dir)
+        folder = Path(log_dir or trainer.default_root_dir)
         self.last_path = write_predictions(
             folder / self.filename.format(stage=stage), result, records, pl_module.class_names, self.top_k
         )

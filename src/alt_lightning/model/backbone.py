@@ -69,7 +69,9 @@ def preprocess_config(clip_model: nn.Module) -> PreprocessConfig:
     return PreprocessConfig(int(size), mean, std, str(cfg.get("interpolation", "bicubic")))  # type: ignore[arg-type]
 
 
-def load_clip(model_name: str, pretrained: str | None = None, *, device: str | torch.device = "cpu") -> nn.Module:
+def load_clip(
+    model_name: str, pretrained: str | None = None, *, device: str | torch.device = "cpu", seed: int | None = 0
+) -> nn.Module:
     """Build an open_clip CLIP model and load its weights.
 
     Args:
@@ -78,6 +80,9 @@ def load_clip(model_name: str, pretrained: str | None = None, *, device: str | t
             (``.pt``, ``.bin``, ``.safetensors``, a state_dict or an open_clip checkpoint), or ``None``/``""`` for
             random weights (tests, FLOP counting).
         device: Where to build the model.
+        seed: Seed of the random initialisation (used without ``pretrained``, and for any weights a checkpoint does
+            not hold). Our choice: 0, so that a random-weight backbone (demo, tests) is the same in every process and
+            its checkpoints can be evaluated later; ``None`` draws from the global RNG. The global RNG is untouched.
 
     Returns:
         The CLIP model in eval mode.
@@ -98,7 +103,10 @@ def load_clip(model_name: str, pretrained: str | None = None, *, device: str | t
             )
         if is_file:
             pretrained = str(Path(pretrained).expanduser())
-    model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
     return model.eval()
 
 
