@@ -50,7 +50,13 @@ def _load(rest: list[str], feature_dir: str | None) -> tuple[Any, Any, Any]:
 
     cli = run_cli(rest, run=False)
     dm = cli.datamodule
-    if not isinstance(dm, CachedFeatureDataModule):
+    if not isinstance(dm, CachedFeatureDataModule) and dm.cfg.feature_dir:
+        # `feature_dir` on the DataModule itself (the shipped zero-/few-shot configs): the very wrapper (and its
+        # `feature_splits`) that fit/test read through.
+        dm = dm.feature_module()
+        if feature_dir is not None:
+            dm.feature_dir = Path(feature_dir).expanduser()
+    elif not isinstance(dm, CachedFeatureDataModule):
         if feature_dir is None:
             raise SystemExit(
                 f"alt cache: the data section is {type(dm).__name__}, not CachedFeatureDataModule; wrap it in the "

@@ -436,6 +436,18 @@ class ProtocolRunner:
     def run(self) -> dict[str, Any]:
         """Run every unit not yet done; print the table; return the results."""
         results = self.load_or_create()
+        # Unit ids do not encode every argument (published K600 subsets and seeded draws are both "split<k>", drawn
+        # and published few-shot lists both "K<k>/seed<s>"): a finished unit counts only if it ran with these args.
+        changed = [
+            u.id
+            for u in self.units
+            if results["units"].get(u.id, {}).get("status") == "done" and results["units"][u.id].get("args") != u.args
+        ]
+        if changed:
+            raise RuntimeError(
+                f"{self.path} holds finished units {changed[:3]} that ran with other arguments (e.g. --draw or "
+                "--manifest-pattern changed). Use another --out, or --restart to discard them."
+            )
         todo = [u for u in self.units if results["units"].get(u.id, {}).get("status") != "done"]
         skipped = len(self.units) - len(todo)
         if skipped:
