@@ -98,6 +98,8 @@ def test_key_changes_with_sampling_backbone_and_records(
     fewer = cache_spec(model.model.encoder, model.backbone_fingerprint, _dataset(records, model, frames=3, clips=1))
     assert cache_name("syn", "test", spec_key(fewer)) != path.name
     assert open_cache(path, fewer) is None
+    bf16 = cache_spec(model.model.encoder, model.backbone_fingerprint, ds, precision="bf16-mixed")
+    assert spec_key(bf16) != spec_key(spec) and open_cache(path, bf16) is None  # tokens computed in another precision
     with pytest.raises(FeatureCacheError, match=r"stale: sampling.num_frames: 4 in the cache, 3 now"):
         cache.check(fewer)
 

@@ -74,7 +74,9 @@ def records_digest(records: list[VideoRecord]) -> str:
     return h.hexdigest()
 
 
-def cache_spec(encoder: Any, backbone_fingerprint: str, dataset: VideoDataset) -> dict[str, Any]:
+def cache_spec(
+    encoder: Any, backbone_fingerprint: str, dataset: VideoDataset, precision: str = "32-true"
+) -> dict[str, Any]:
     """Everything the cached tokens of ``dataset`` depend on (hashed into the cache key).
 
     Args:
@@ -82,6 +84,8 @@ def cache_spec(encoder: Any, backbone_fingerprint: str, dataset: VideoDataset) -
         backbone_fingerprint: Fingerprint of its frozen weights (``ALTModule.backbone_fingerprint`` or
             :func:`alt_lightning.model.backbone.fingerprint` of ``encoder.visual``).
         dataset: An evaluation-style dataset (deterministic sampling and transform).
+        precision: The trainer precision the tokens are computed in (bf16 autocast rounds them differently from
+            fp32, so caches of different precisions are kept apart).
 
     Returns:
         A JSON-ready dict with ``format``, ``backbone``, ``sampling``, ``transform`` and ``records`` entries.
@@ -111,6 +115,7 @@ def cache_spec(encoder: Any, backbone_fingerprint: str, dataset: VideoDataset) -
             "proportional_attention": bool(encoder.proportional_attention),
             "num_tokens": int(encoder.num_tokens()),
             "out_dim": int(encoder.out_dim),
+            "precision": str(precision),
         },
         "sampling": asdict(dataset.sampling),
         "transform": {

@@ -184,7 +184,9 @@ class CachedFeatureDataModule(VideoDataModule):
     def spec(self, split: str) -> dict[str, Any]:
         """The cache spec of ``split`` with the attached model (see :func:`cache_spec`)."""
         model = self._model()
-        return cache_spec(model.model.encoder, model.backbone_fingerprint, self.source_dataset(split))
+        trainer = getattr(self, "trainer", None)
+        precision = str(getattr(trainer, "precision", "32-true")) if trainer is not None else "32-true"
+        return cache_spec(model.model.encoder, model.backbone_fingerprint, self.source_dataset(split), precision)
 
     def cache(self, split: str, *, force: bool = False) -> FeatureCache:
         """Open the cache of ``split``, building it when missing or stale (``build="auto"``) or ``force``.
@@ -197,7 +199,7 @@ class CachedFeatureDataModule(VideoDataModule):
         model = self._model()
         encoder = model.model.encoder
         dataset = self.source_dataset(split)
-        spec = cache_spec(encoder, model.backbone_fingerprint, dataset)
+        spec = self.spec(split)
         path = self.cache_path(split, spec)
         cache = None if force else open_cache(path, spec, need_source=self.store_source)
         if cache is None:
