@@ -242,8 +242,12 @@ def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
 
 
 def _is_video_predict(argv: list[str]) -> bool:
-    """``alt predict VIDEO ...`` (or ``--videos`` / ``--labels``): per-video prediction; else LightningCLI's."""
-    if any(a.split("=")[0] in ("--videos", "--labels") for a in argv):
+    """``alt predict VIDEO ...`` (or ``--videos``/``--labels``/``--ckpt``): per-video prediction; else LightningCLI's.
+
+    ``--ckpt`` belongs only to the per-video command (LightningCLI's is ``--ckpt_path``), so ``alt predict --ckpt X.ckpt
+    clip.mp4`` (class names from the checkpoint) is routed here too.
+    """
+    if any(a.split("=")[0] in ("--videos", "--labels", "--ckpt") for a in argv):
         return True
     return bool(argv) and not argv[0].startswith("-")
 

@@ -215,6 +215,8 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
         labels = labels or list((saved.get("alt") or {}).get("class_names") or hp.get("class_names") or [])
         if not labels:
             raise ValueError(f"{args.ckpt} stores no class names: pass --labels.")
+        if args.r is not None:  # ToMe r has no weights of its own: entity-query checkpoints run at any r
+            overrides["encoder"] = {**(hp.get("encoder") or {}), "r": args.r}
         model = cls.load_from_checkpoint(
             args.ckpt, map_location="cpu", weights_only=True, class_names=labels, **overrides
         )

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alt_lightning.model.tome import autocast_off
+
 
 @dataclass
 class AlignmentConfig:
@@ -117,7 +119,11 @@ class EntityAligner(nn.Module):
                 f"Regions have width {regions.shape[-1]} but the corpus embeddings {self.entities.shape[1]}: embed "
                 "the corpus with the same backbone as the image encoder."
             )
-        return self.log_scale.exp() * F.normalize(regions, dim=-1) @ self.entities.to(regions.dtype).T
+        # float32 with autocast off: under bf16 autocast the product would be rounded to ~3 digits, so entities
+        # whose cosines differ by < 0.002 tie and the argmax falls on the lowest corpus index.
+        with autocast_off(regions.device):
+            unit = F.normalize(regions.float(), dim=-1)  # [..., R, C]
+            return self.log_scale.exp() * unit @ self.entities.T  # [..., R, K] float32
 
     def forward(self, regions: torch.Tensor) -> AlignmentOutput:
         """Align regions ``[..., R, C]`` (any leading dims, e.g. ``[B, T, R, C]``)."""
@@ -127,8 +133,11 @@ class EntityAligner(nn.Module):
             logits = logits.float() - torch.log(-torch.log(u))  # + Gumbel(0, 1) noise
         tau = self.config.tau if self.training else self.config.eval_tau
         # float32 softmax: with K ~ 2000 entities and s_a = 100, half precision would flatten small probabilities.
-        soft = torch.softmax(logits.float() / tau, dim=-1).to(regions.dtype)  # [..., R, K]
+        soft = torch.softmax(logits.float() / tau, dim=-1)  # [..., R, K]
+        # The choice is taken on the float32 probabilities: rounded to bf16 (regions from an autocast encoder), close
+        # entities would tie and the argmax would fall on the lowest corpus index.
         confidence, ids = soft.max(dim=-1)  # [..., R]
+        soft, confidence = soft.to(regions.dtype), confidence.to(regions.dtype)
         entities = self.entities.to(regions.dtype)  # [K, C]
         if not self.config.hard:
             return AlignmentOutput(soft @ entities, ids, confidence)

@@ -113,5 +113,10 @@ class ALT(nn.Module):
     def forward(self, video: torch.Tensor) -> ALTOutput:
         """Classify a batch of clips ``[B, T, 3, S, S]``."""
         tokens, sizes, source = self.encode_frames(video)
+        # A frozen tower stored in bf16 (encoder.cast_frozen_bf16) yields bf16 tokens; outside autocast (heatmap
+        # callback, alt predict) they would meet the fp32 head. Give the head its own dtype, as cached tokens get.
+        head_param = next(self.adapter.parameters(), None)  # any adapter (configure_adapter may replace it)
+        if head_param is not None:
+            tokens = tokens.to(head_param.dtype)  # [B, T, 1+R, C]
         z, ids, confidence = self.forward_features(tokens)
         return ALTOutput(self.classifier(z), z, ids, confidence, sizes, source)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alt_lightning.model.tome import autocast_off
 from alt_lightning.text.prompts import DEFAULT_TEMPLATE, ENSEMBLE_TEMPLATES, build_prompts
 
 #: Named prompt modes: ``single`` is the X-CLIP / ViFi-CLIP template, ``ensemble`` our 8 templates.
@@ -103,7 +104,9 @@ class TextClassifier(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, N]`` (float32) of video vectors ``z`` ``[B, C]``."""
-        return self.log_scale.exp() * F.normalize(z.float(), dim=-1) @ self.class_embeddings.T
+        # Autocast off: it would run the product in bf16 (logits rounded to 0.125-0.25 at scale 100, top-1 ties).
+        with autocast_off(z.device):
+            return self.log_scale.exp() * F.normalize(z.float(), dim=-1) @ self.class_embeddings.T
 
 
 def _check(embeddings: torch.Tensor, width: int | None, names: Sequence[str] | None) -> None:

@@ -22,6 +22,7 @@ without autograd (they are discrete); the merged values stay differentiable with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "Matching",
+    "autocast_off",
     "bipartite_soft_matching",
     "clamp_r",
     "initial_source",
@@ -60,6 +62,18 @@ class Matching(NamedTuple):
     def r(self) -> int:
         """Number of tokens this matching removes."""
         return int(self.src.shape[1])
+
+
+def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+    """Switch autocast off on ``device`` so that a product of float32 inputs really runs in float32.
+
+    Autocast (bf16 training/evaluation) casts every matmul to bf16 even when its inputs are float32; decisions taken
+    by ranking similarities (ToMe matching, entity argmax, class scores) would then see rounded, often tied values.
+    Devices without autocast (``meta``, used for FLOP counting) get a no-op.
+    """
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def resolve_r(r: int | Sequence[int], num_layers: int) -> list[int]:
@@ -150,10 +164,12 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, protect_first: bool = 
         raise ValueError(
             f"cannot merge r={r} of {t} tokens (at most {clamp_r(t, t, protect_first)}); clamp r first with clamp_r()."
         )
-    # float32: the argsort below is sensitive to ties that bf16/fp16 similarities would create.
-    unit = F.normalize(metric.float(), dim=-1)
-    set_a, set_b = unit[:, 0::2], unit[:, 1::2]  # [N, Ta, Dk], [N, Tb, Dk]
-    scores = set_a @ set_b.transpose(1, 2)  # [N, Ta, Tb] cosine similarities
+    # float32: the argsort below is sensitive to ties that bf16/fp16 similarities would create. Autocast would cast
+    # the product back to bf16 (near-identical background patches then tie), so it is switched off here.
+    with autocast_off(metric.device):
+        unit = F.normalize(metric.float(), dim=-1)
+        set_a, set_b = unit[:, 0::2], unit[:, 1::2]  # [N, Ta, Dk], [N, Tb, Dk]
+        scores = set_a @ set_b.transpose(1, 2)  # [N, Ta, Tb] cosine similarities
     if protect_first:
         scores[:, 0, :] = float("-inf")
     best_score, best_dst = scores.max(dim=-1)  # [N, Ta], [N, Ta]
