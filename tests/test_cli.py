@@ -138,3 +138,39 @@ def test_alt_fit_and_test_under_torchrun_ddp(synthetic_root: Path, tiny_corpus: 
     assert "videos: 12" in test.stdout
     rows = (tmp_path / "runs" / "demo" / "ddp-test-eval" / "predictions_test.csv").read_text().splitlines()
     assert len(rows) == 1 + 12  # every test video once, gathered from both ranks
+
+
+def test_checkpoint_data_settings_come_back_only_without_user_data(tmp_path: Path) -> None:
+    """Zero-shot: `alt test --ckpt_path k400.ckpt --config ucf.yaml` must not inherit the K400 data settings."""
+    import torch
+
+    from alt_lightning.cli import _with_checkpoint_defaults
+
+    ckpt = tmp_path / "k400.ckpt"
+    torch.save(
+        {
+            "hyper_parameters": {"_class_path": "alt_lightning.lightning.ALTModule", "model_name": "alt-tiny"},
+            "datamodule_hyper_parameters": {
+                "_class_path": "alt_lightning.datamodules.KineticsDataModule",
+                "num_frames": 32,
+                "feature_dir": "cache/k400",
+            },
+        },
+        ckpt,
+    )
+    data_cfg = tmp_path / "ucf.yaml"
+    data_cfg.write_text("data:\n  class_path: alt_lightning.datamodules.UCFHMDBDataModule\n")
+    model_cfg = tmp_path / "trainer.yaml"
+    model_cfg.write_text("trainer:\n  max_epochs: 1\n")
+
+    alone = _with_checkpoint_defaults(["test", f"--ckpt_path={ckpt}"])
+    assert any(a.startswith("--model=") for a in alone) and any(a.startswith("--data=") for a in alone)
+    assert '"num_frames": 32' in next(a for a in alone if a.startswith("--data="))
+    for user in (["--config", str(data_cfg)], [f"--config={data_cfg}"], ["--data.class_path=x.Y"]):
+        got = _with_checkpoint_defaults(["test", *user, f"--ckpt_path={ckpt}"])
+        assert any(a.startswith("--model=") for a in got)
+        assert not any(a.startswith("--data=") for a in got), user
+    # A config without a data class, or init_args overrides, adjust the checkpoint's own data.
+    for user in (["--config", str(model_cfg)], ["--data.init_args.num_workers=0"]):
+        kept = _with_checkpoint_defaults(["test", *user, f"--ckpt_path={ckpt}"])
+        assert any(a.startswith("--data=") for a in kept), user

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from lightning.pytorch.cli import LightningCLI
 
 from alt_lightning.datamodules.base import VideoDataModule
@@ -166,8 +167,35 @@ class ALTCLI(LightningCLI):
             self.trainer.print(line)
 
 
+def _user_sets_data(argv: list[str]) -> bool:
+    """Whether the arguments choose a DataModule themselves.
+
+    That is ``--data``, ``--data.class_path``, or a ``--config`` whose ``data:`` names a ``class_path``;
+    ``--data.init_args.*`` only adjusts the checkpoint's own DataModule.
+    """
+    for i, a in enumerate(argv):
+        if a.split("=", 1)[0] in ("--data", "--data.class_path"):
+            return True
+        path = None
+        if a.startswith("--config="):
+            path = a.split("=", 1)[1]
+        elif a in ("--config", "-c") and i + 1 < len(argv):
+            path = argv[i + 1]
+        if path and Path(path).is_file():
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+            data = loaded.get("data") if isinstance(loaded, dict) else None
+            if isinstance(data, (str, dict)) and (isinstance(data, str) or "class_path" in data):
+                return True
+    return False
+
+
 def _with_checkpoint_defaults(argv: list[str]) -> list[str]:
-    """Insert a checkpoint's saved model/data settings right after the subcommand, so later arguments win."""
+    """Insert a checkpoint's saved model/data settings right after the subcommand, so later arguments win.
+
+    Model settings always come back. Data settings come back only when the arguments name no data at all
+    (``alt test --ckpt_path X``): a zero-shot test under another dataset must not inherit the training data's
+    frames, views, cache folder or root for whatever its own config leaves unset.
+    """
     if not argv or argv[0] not in ("fit", "validate", "test", "predict"):
         return argv
     ckpt = None
@@ -180,7 +208,10 @@ def _with_checkpoint_defaults(argv: list[str]) -> list[str]:
         return argv
     saved = torch.load(ckpt, weights_only=True, map_location="cpu")
     injected = []
-    for key, hp_key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+    sources = [("model", "hyper_parameters")]
+    if not _user_sets_data(argv[1:]):
+        sources.append(("data", "datamodule_hyper_parameters"))
+    for key, hp_key in sources:
         hp = dict(saved.get(hp_key) or {})
         hp.pop("_instantiator", None)
         class_path = hp.pop("_class_path", None)
