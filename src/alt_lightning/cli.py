@@ -249,8 +249,23 @@ def main(args: list[str] | None = None) -> int:
         return int(predict_videos(argv[1:]) or 0)
     if not argv or argv[0] in ("-h", "--help"):
         _print_extra_help()
-    run_cli(argv)
+    try:
+        run_cli(argv)
+    finally:
+        _close_process_group()
     return 0
+
+
+def _close_process_group() -> None:
+    """Tear down a process group that torchrun/SLURM launches leave open.
+
+    Without it, interpreter exit can destroy gloo's threads while they run ("terminate called without an active
+    exception", exit code -6) after a successful ``alt fit``.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
