@@ -95,3 +95,9 @@ def module_kwargs(tiny_corpus: Path, tiny_weights: Path) -> dict:
         "encoder": {"r": 2},
         "adapter": {"layers": 1, "heads": 4},
     }
+
+
+@pytest.fixture
+def model_config(module_kwargs: dict) -> dict:
+    """The `model:` section of an `alt fit` config for the tiny backbone (same settings as `module_kwargs`)."""
+    return {"class_path": "alt_lightning.lightning.ALTModule", "init_args": dict(module_kwargs)}

@@ -181,23 +181,12 @@ def test_ddp_ranks_read_every_item_once_and_never_build(
     assert dm.dataset("val") is dm.base.dataset("val")  # an uncached split is the base's
 
 
-def _cli_config(
-    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, cache_dir: Path, splits: list[str], **trainer: Any
-) -> dict:
+def _cli_config(model_config: dict, synthetic_root: Path, cache_dir: Path, splits: list[str], **trainer: Any) -> dict:
     """An `alt fit` config: the tiny model on the synthetic list data, served through the feature cache."""
     return {
         "seed_everything": 0,
         "trainer": {"accelerator": "cpu", "enable_progress_bar": False, **trainer},
-        "model": {
-            "class_path": "alt_lightning.lightning.ALTModule",
-            "init_args": {
-                "model_name": "alt-tiny",
-                "pretrained": str(tiny_weights),
-                "corpus": str(tiny_corpus),
-                "encoder": {"r": 2},
-                "adapter": {"layers": 1, "heads": 4},
-            },
-        },
+        "model": model_config,
         "data": {
             "class_path": "alt_lightning.datamodules.CachedFeatureDataModule",
             "init_args": {
@@ -219,10 +208,10 @@ def _cli_config(
 
 
 def test_cache_command_builds_lists_and_clears(
-    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, capsys
+    synthetic_root: Path, model_config: dict, tmp_path: Path, capsys
 ) -> None:
     cache_dir = tmp_path / "cache"
-    config = _cli_config(synthetic_root, tiny_weights, tiny_corpus, cache_dir, ["val", "test"], logger=False)
+    config = _cli_config(model_config, synthetic_root, cache_dir, ["val", "test"], logger=False)
     config["data"]["init_args"]["base"]["init_args"]["bad_file_log"] = str(tmp_path / "bad.csv")
     path = tmp_path / "fit.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -248,12 +237,12 @@ def test_cache_command_builds_lists_and_clears(
 
 
 def test_alt_fit_and_test_from_the_cache_with_default_callbacks(
-    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+    synthetic_root: Path, model_config: dict, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     """The default callbacks (throughput, heatmaps, predictions, loggers) accept batches of cached tokens."""
     monkeypatch.chdir(tmp_path)
     splits = ["train", "val", "test"]
-    config = _cli_config(synthetic_root, tiny_weights, tiny_corpus, tmp_path / "cache", splits, max_epochs=1)
+    config = _cli_config(model_config, synthetic_root, tmp_path / "cache", splits, max_epochs=1)
     path = tmp_path / "fit.yaml"
     path.write_text(yaml.safe_dump(config))
     assert (

@@ -138,7 +138,7 @@ def test_few_shot_hparams_are_plain_data_and_settings_follow_the_base(ucf_root: 
 
 
 def test_cli_links_class_names_from_a_nested_few_shot_config(
-    ucf_root: Path, tmp_path: Path, module_kwargs: dict, monkeypatch
+    ucf_root: Path, tmp_path: Path, model_config: dict, monkeypatch
 ) -> None:
     from alt_lightning.cli import ALTCLI
     from alt_lightning.datamodules import VideoDataModule
@@ -157,14 +157,13 @@ def test_cli_links_class_names_from_a_nested_few_shot_config(
             },
         },
     }
-    model = {"class_path": "alt_lightning.lightning.ALTModule", "init_args": module_kwargs}
     cli = ALTCLI(
         ALTModule,
         VideoDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         run=False,
-        args=[f"--data={json.dumps(data)}", f"--model={json.dumps(model)}", "--trainer.logger=false"],
+        args=[f"--data={json.dumps(data)}", f"--model={json.dumps(model_config)}", "--trainer.logger=false"],
         auto_configure_optimizers=False,
     )
     dm = cli.datamodule

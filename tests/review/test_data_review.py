@@ -42,7 +42,7 @@ def test_resume_does_not_reuse_units_planned_with_other_arguments(tmp_path: Path
 
 
 def test_cache_command_serves_configs_that_set_feature_dir_on_the_datamodule(
-    synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, capsys
+    synthetic_root: Path, model_config: dict, tmp_path: Path, capsys
 ) -> None:
     """The shipped zero-/few-shot configs set ``feature_dir`` on the DataModule itself (not a cache wrapper);
     ``alt cache info/build --config`` must then use those caches (and only ``feature_splits``)."""
@@ -54,16 +54,7 @@ def test_cache_command_serves_configs_that_set_feature_dir_on_the_datamodule(
     cache_dir = tmp_path / "cache"
     config = {
         "trainer": {"accelerator": "cpu", "devices": 1, "logger": False},
-        "model": {
-            "class_path": "alt_lightning.lightning.ALTModule",
-            "init_args": {
-                "model_name": "alt-tiny",
-                "pretrained": str(tiny_weights),
-                "corpus": str(tiny_corpus),
-                "encoder": {"r": 2},
-                "adapter": {"layers": 1, "heads": 4},
-            },
-        },
+        "model": model_config,
         "data": {
             "class_path": "alt_lightning.datamodules.VideoListDataModule",
             "init_args": {
