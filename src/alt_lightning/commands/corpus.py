@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from alt_lightning.commands import parse_or_exit_code, report_console
 from alt_lightning.text import corpus as corpus_lib
 
 #: Where ``build`` looks for answer files by default (relative to the current folder, i.e. the repo root).
@@ -247,13 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``alt corpus`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help or a usage error: argparse has printed it
-        return e.code if isinstance(e.code, int) else int(e.code is not None)
-    # A fixed width when not on a terminal keeps piped and captured tables from folding at 80 columns.
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    args = parse_or_exit_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    console = report_console()
     try:
         return args.func(args, console)
     except corpus_lib.CorpusError as e:

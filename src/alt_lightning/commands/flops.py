@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from alt_lightning.commands import parse_or_exit_code, report_console
 from alt_lightning.model.adapter import AdapterConfig
 from alt_lightning.model.flops import COMPONENTS, FlopReport, FlopSpec, analytic_flops, measure_flops, parse_views
 
@@ -154,12 +154,10 @@ def render(report: FlopReport, console: Console, analytic: dict[str, int] | None
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``alt flops`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # --help or a usage error: argparse has printed it
-        return e.code if isinstance(e.code, int) else int(e.code is not None)
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    args = parse_or_exit_code(build_parser(), argv)
+    if isinstance(args, int):
+        return args
+    console = report_console()
     try:
         spec = spec_from_args(args)
         report = measure_flops(spec, args.device)
