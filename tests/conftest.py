@@ -101,3 +101,14 @@ def module_kwargs(tiny_corpus: Path, tiny_weights: Path) -> dict:
 def model_config(module_kwargs: dict) -> dict:
     """The `model:` section of an `alt fit` config for the tiny backbone (same settings as `module_kwargs`)."""
     return {"class_path": "alt_lightning.lightning.ALTModule", "init_args": dict(module_kwargs)}
+
+
+@pytest.fixture
+def list_datamodule(synthetic_root: Path):
+    """The synthetic data as a path-label list DataModule: 4 frames, batch 4, no workers, no flips."""
+    from alt_lightning.datamodules import VideoListDataModule
+
+    return VideoListDataModule(
+        root=str(synthetic_root), classes="classes.txt", test_list="test.txt", num_frames=4, batch_size=4,
+        num_workers=0, flip=0.0,
+    )  # fmt: skip

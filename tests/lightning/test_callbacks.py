@@ -12,7 +12,6 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from alt_lightning.data.records import VideoRecord
-from alt_lightning.datamodules import VideoListDataModule
 from alt_lightning.lightning import ALTModule
 from alt_lightning.lightning.callbacks import (
     AlignmentHeatmapLogger,
@@ -67,19 +66,11 @@ def test_render_alignment(use_matplotlib: bool) -> None:
     assert [s for _, _, s in legend] == pytest.approx([0.5, 0.25, 0.25])
 
 
-def test_callbacks_in_a_tiny_fit_and_test(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
+def test_callbacks_in_a_tiny_fit_and_test(list_datamodule, module_kwargs: dict, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     pl.seed_everything(0)
-    dm = VideoListDataModule(
-        root=str(synthetic_root),
-        classes="classes.txt",
-        test_list="test.txt",
-        num_frames=4,
-        batch_size=4,
-        num_workers=0,
-        flip=0.0,
-    )
+    dm = list_datamodule
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
     heatmaps = AlignmentHeatmapLogger(every_n_epochs=2, num_videos=2, num_frames=3)
     writer = PredictionWriter(top_k=3)

@@ -4,14 +4,12 @@ and a subclass overriding one configure_* hook trains through Lightning."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
 
-from alt_lightning.datamodules import VideoListDataModule
 from alt_lightning.lightning import ALTModule
 from alt_lightning.lightning.module import warmup_cosine
 from alt_lightning.model.region_encoder import RegionEncoder
@@ -154,17 +152,8 @@ class CustomALT(ALTModule):
         return CountingLoss(label_smoothing=0.1)
 
 
-def test_subclass_overriding_hooks_trains_with_lightning(synthetic_root: Path, module_kwargs: dict, tmp_path) -> None:
-    dm = VideoListDataModule(
-        root=str(synthetic_root),
-        classes="classes.txt",
-        train_list="train.txt",
-        val_list="val.txt",
-        num_frames=4,
-        batch_size=4,
-        num_workers=0,
-        flip=0.0,
-    )
+def test_subclass_overriding_hooks_trains_with_lightning(list_datamodule, module_kwargs: dict, tmp_path) -> None:
+    dm = list_datamodule
     module = CustomALT(class_names=dm.class_names, **module_kwargs)
     assert isinstance(module.model.adapter, MeanClsAdapter)
     before = module.model.adapter.proj.weight.detach().clone()
