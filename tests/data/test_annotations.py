@@ -7,9 +7,11 @@ import re
 import pytest
 
 from alt_lightning.data.annotations import (
+    MANIFEST_MAGIC,
     AnnotationError,
     KineticsParse,
     check_missing,
+    hmdb51_split_classes,
     parse_class_folders,
     parse_hmdb51_split,
     parse_kinetics_csv,
@@ -20,6 +22,7 @@ from alt_lightning.data.annotations import (
     read_ssv2_labels,
     read_ucf101_classes,
 )
+from alt_lightning.data.manifests import read_manifest
 from alt_lightning.data.records import VideoRecord
 
 
@@ -145,9 +148,9 @@ def test_kinetics_malformed_rows_name_file_and_line(tmp_path):
 # ------------------------------------------------------------------------------- path-label lists
 
 
-def test_path_label_list_with_spaces_comments_and_names(tmp_path):
+def test_path_label_list_with_spaces_blank_lines_and_names(tmp_path):
     lst = tmp_path / "train.txt"
-    lst.write_text(f"# mmaction2-style list\nabseiling/a.mp4 0\n\nmy videos/clip one.mp4\t2\n{tmp_path}/abs/c.mp4 1\n")
+    lst.write_text(f"\nabseiling/a.mp4 0\n\nmy videos/clip one.mp4\t2\n{tmp_path}/abs/c.mp4 1\n")
     names = tmp_path / "labels.csv"
     names.write_text('id,name\n1,air drumming\n0,abseiling\n2,"passing American football, in game"\n')
     assert read_label_names_csv(names) == ["abseiling", "air drumming", "passing American football, in game"]
@@ -435,3 +438,117 @@ def test_check_missing(tmp_path):
         VideoRecord(str(tmp_path), 0, "d"),
     ]
     assert [r.video_id for r in check_missing(recs)] == ["b", "d"]
+
+
+# ------------------------------------------------------------------------- data files are data (issue 11)
+
+HASH_NAME = "#122_Cleaning_Up_The_Beach_In_Chiba__Japan_catch_f_cm_np1_fr_med_0.avi"
+
+
+def test_hmdb51_video_names_starting_with_hash_are_videos(tmp_path):
+    split_dir, root = tmp_path / "splits", tmp_path / "hmdb51"
+    split_dir.mkdir()
+    # As in the official catch_test_split1.txt: such names are ordinary lines (trailing space included).
+    (split_dir / "catch_test_split1.txt").write_text(f"{HASH_NAME} 1 \n#20_Rhythm_clap_u_nm_np1_fr_goo_0.avi 2 \n")
+    train = parse_hmdb51_split(split_dir, root, 1, "train", ["catch"])
+    test = parse_hmdb51_split(split_dir, root, 1, "test", ["catch"])
+    assert [(os.path.basename(r.path), r.label) for r in train] == [(HASH_NAME, 0)]
+    assert [r.video_id for r in test] == ["#20_Rhythm_clap_u_nm_np1_fr_goo_0"]
+    assert train[0].meta["source"] == f"{split_dir / 'catch_test_split1.txt'}:1"
+
+
+def test_path_label_lists_have_no_comments_but_our_manifest_header_is_skipped(tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_text(f"{HASH_NAME} 5\n# clip with spaces.mp4 3\nvideos/a.mp4 2\n")
+    recs = parse_path_label_list(lst)
+    assert [(r.path, r.label, r.meta["source"]) for r in recs] == [
+        (HASH_NAME, 5, f"{lst}:1"),
+        ("# clip with spaces.mp4", 3, f"{lst}:2"),
+        ("videos/a.mp4", 2, f"{lst}:3"),
+    ]
+    # A '#' line that is not '<path> <label>' is a malformed line, not a comment.
+    lst.write_text("# my list\na.mp4 0\n")
+    with raises_at(lst, 1) as e:
+        parse_path_label_list(lst)
+    assert "'list' is not an integer" in str(e.value)
+    # Our manifest: the magic line and the '# key: value' lines after it are its header; then everything is data.
+    manifest = tmp_path / "few_shot.txt"
+    manifest.write_text(f"{MANIFEST_MAGIC}\n# kind: few-shot\n# sha256: abc\n{HASH_NAME} 0\ncatch/b.avi 0\n")
+    recs = parse_path_label_list(manifest)
+    assert [(r.path, r.label, r.meta["source"]) for r in recs] == [
+        (HASH_NAME, 0, f"{manifest}:4"),
+        ("catch/b.avi", 0, f"{manifest}:5"),
+    ]
+    read = read_manifest(manifest, verify=False)
+    assert read.header == {"kind": "few-shot", "sha256": "abc"}
+    assert [(e.item, e.label, e.line) for e in read.entries] == [(HASH_NAME, 0, 4), ("catch/b.avi", 0, 5)]
+    # A plain list (another project's few-shot list) has no header: its '#' names are entries.
+    plain = tmp_path / "train1_few_shot_2.txt"
+    plain.write_text(f"{HASH_NAME} 5\nv_YoYo_g01_c01.avi 100\n")
+    assert [(e.item, e.label) for e in read_manifest(plain).entries] == [(HASH_NAME, 5), ("v_YoYo_g01_c01.avi", 100)]
+    assert read_manifest(plain).header == {}
+
+
+def test_official_index_files_have_no_comments(tmp_path):
+    split_dir, root = write_ucf(tmp_path)
+    (split_dir / "classInd.txt").write_bytes(b"# classes\r\n1 ApplyEyeMakeup\r\n")
+    with raises_at(split_dir / "classInd.txt", 1):
+        read_ucf101_classes(split_dir)
+    (split_dir / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 YoYo\r\n")
+    (split_dir / "testlist01.txt").write_bytes(b"YoYo/v_YoYo_g01_c01.avi\r\n#YoYo/v_YoYo_g02_c01.avi\r\n")
+    with raises_at(split_dir / "testlist01.txt", 2) as e:  # not skipped: its folder is no class
+        parse_ucf101_split(split_dir, root, 1, "test")
+    assert "'#YoYo'" in str(e.value)
+    names = tmp_path / "names.csv"
+    names.write_text("id,name\n0,a\n# 1,b\n1,b\n")
+    with raises_at(names, 3):
+        read_label_names_csv(names)
+
+
+def test_class_index_and_label_names_refuse_duplicates(tmp_path):
+    split_dir, _ = write_ucf(tmp_path)
+    class_ind = split_dir / "classInd.txt"
+    class_ind.write_bytes(b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n2 YoYo\r\n")
+    with raises_at(class_ind, 3) as e:  # id 2 twice would have dropped HandstandPushups silently
+        read_ucf101_classes(split_dir)
+    assert "id 2 already given to 'HandstandPushups'" in str(e.value)
+    class_ind.write_bytes(b"1 ApplyEyeMakeup\r\n2 YoYo\r\n3 YoYo\r\n")
+    with raises_at(class_ind, 3):
+        read_ucf101_classes(split_dir)
+    names = tmp_path / "names.csv"
+    names.write_text("id,name\n0,abseiling\n1,air drumming\n2,abseiling\n")
+    with raises_at(names, 4) as e:
+        read_label_names_csv(names)
+    assert "'abseiling' already given on line 2" in str(e.value)
+
+
+def test_an_empty_label_among_labelled_rows_is_an_error(tmp_path):
+    root = tmp_path / "v"
+    root.mkdir()
+    csv_path = tmp_path / "train.csv"
+    csv_path.write_text(K_HEADER + "abseiling,a,1,11,train\n,b,2,12,train\nair drumming,c,3,13,train\n")
+    with raises_at(csv_path, 3) as e:
+        parse_kinetics_csv(csv_path, root, CLASSES, missing="keep")
+    assert "the label is empty, while 2 other rows are labelled" in str(e.value)
+    # Every label empty (a test.csv with an empty label column): no ground truth, label -1.
+    csv_path.write_text(K_HEADER + ",a,1,11,test\n,b,2,12,test\n")
+    assert [r.label for r in parse_kinetics_csv(csv_path, root, CLASSES, missing="keep").records] == [-1, -1]
+
+
+def test_an_ssv2_record_without_template_among_labelled_ones_is_an_error(tmp_path):
+    labels, train = write_ssv2(tmp_path)
+    data = json.loads(train.read_text())
+    del data[1]["template"]
+    train.write_text(json.dumps(data, indent=4))
+    with raises_at(train, 12) as e:
+        parse_ssv2_json(labels, train, tmp_path)
+    assert "record #1 (video 42326) has no 'template', while 1 other records have one" in str(e.value)
+
+
+def test_hmdb51_split_classes(tmp_path):
+    split_dir, _ = write_hmdb(tmp_path)
+    assert hmdb51_split_classes(split_dir, 1) == ["brush_hair", "cartwheel"]
+    with pytest.raises(AnnotationError, match=re.escape("no '*_test_split3.txt' files")):
+        hmdb51_split_classes(split_dir, 3)
+    with pytest.raises(AnnotationError, match="split folder not found"):
+        hmdb51_split_classes(tmp_path / "nope", 1)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
+from alt_lightning.cli import main as alt_main
 from alt_lightning.data.annotations import AnnotationError
 from alt_lightning.datamodules import (
     KineticsDataModule,
@@ -97,8 +99,61 @@ def test_kinetics_versions_missing_error_and_lists(kinetics_root: Path, tmp_path
     lists = KineticsDataModule(str(kinetics_root), lists={"train": "k400_train.txt"}, **COMMON)
     assert [r.label for r in lists.records("train")] == [0, 399]
     (kinetics_root / "bad.txt").write_text("train/aaa_000000_000010.mp4 400\n")
-    with pytest.raises(ValueError, match=r"bad.txt:1: label 400 is outside the 400 classes"):
-        KineticsDataModule(str(kinetics_root), lists={"train": "bad.txt"}).records("train")
+    with pytest.raises(AnnotationError, match=r"bad.txt:1: label 400 is outside the 400 classes \(0..399\)"):
+        KineticsDataModule(str(kinetics_root), lists={"train": "bad.txt"}).dataset("train")
+
+
+def _unlabelled_test_csv(root: Path, synthetic_root: Path) -> Path:
+    """Kinetics test.csv as published without ground truth (no label column), its two videos on disk."""
+    (root / "annotations" / "test.csv").write_text("youtube_id,time_start,time_end,split\nt1,0,10,test\nt2,5,15,test\n")
+    videos = _videos(synthetic_root)[-2:]
+    _link(videos[0], root / "test" / "t1_000000_000010.mp4")
+    _link(videos[1], root / "test" / "t2_000005_000015.mp4")
+    return root / "annotations" / "test.csv"
+
+
+def test_unlabelled_kinetics_test_csv_serves_prediction_only(
+    kinetics_root: Path, synthetic_root: Path, tmp_path: Path
+) -> None:
+    test_csv = _unlabelled_test_csv(kinetics_root, synthetic_root)
+    dm = KineticsDataModule(str(kinetics_root), test_split="test", bad_file_log=str(tmp_path / "bad.csv"), **COMMON)
+    # Evaluation stops before decoding anything, naming the first row (it used to run the whole test, then crash).
+    expected = f"{test_csv}:2: video t1_000000_000010 has no label (and 1 more in the test split), and the test split"
+    with pytest.raises(AnnotationError, match=re.escape(expected)):
+        dm.setup("test")
+    dm.setup("predict")
+    assert [(r.video_id, r.label) for r in dm.dataset("predict").records] == [
+        ("t1_000000_000010", -1),
+        ("t2_000005_000015", -1),
+    ]
+    batch = next(iter(dm.predict_dataloader()))
+    assert batch["label"].tolist() == [-1, -1] and batch["ok"].all()
+    # `alt check-data` reads the same unlabelled file: it checks the videos and needs no labels.
+    report = tmp_path / "check.csv"
+    argv = ["check-data", "--data.class_path=alt_lightning.datamodules.KineticsDataModule"]
+    argv += [f"--data.init_args.root={kinetics_root}", "--data.init_args.test_split=test", "--splits", "test"]
+    assert alt_main([*argv, "--workers=0", "--progress=false", f"--report={report}"]) == 0
+    assert [ln.split(",")[3] for ln in report.read_text().splitlines()[1:]] == ["ok", "ok"]
+
+
+def test_kinetics_empty_label_in_a_labelled_csv_stops_fit_naming_the_row(kinetics_root: Path, tmp_path: Path) -> None:
+    train = kinetics_root / "annotations" / "train.csv"
+    lines = train.read_text().splitlines()
+    lines[2] = "," + lines[2].split(",", 1)[1]  # row 3 loses its label ("air drumming")
+    train.write_text("\n".join(lines) + "\n")
+    dm = KineticsDataModule(str(kinetics_root), bad_file_log=str(tmp_path / "bad.csv"), **COMMON)
+    with pytest.raises(AnnotationError, match=re.escape(f"{train}:3: the label is empty, while 3 other rows")):
+        dm.setup("fit")
+
+
+def test_list_labels_outside_the_class_list_stop_before_decoding(synthetic_root: Path, tmp_path: Path) -> None:
+    lines = (synthetic_root / "val.txt").read_text().splitlines()
+    n = len(class_names(str(synthetic_root / "classes.txt")))
+    bad = tmp_path / "val.txt"
+    bad.write_text("\n".join([*lines[:2], lines[2].rsplit(" ", 1)[0] + f" {n}", *lines[3:]]) + "\n")
+    dm = VideoListDataModule(str(synthetic_root), "classes.txt", val_list=str(bad), **COMMON)
+    with pytest.raises(AnnotationError, match=re.escape(f"{bad}:3: label {n} is outside the {n} classes (0..{n - 1})")):
+        dm.setup("validate")
 
 
 # -------------------------------------------------------------------------------------------- UCF-101
@@ -125,14 +180,36 @@ def test_ucf101_without_class_index_uses_the_shipped_list(tmp_path: Path) -> Non
     assert UCFHMDBDataModule("ucf101", 1, str(tmp_path)).class_names == class_names("ucf101")
 
 
+def test_ucf101_partial_class_index_warns_and_labels_index_it(ucf_root: Path, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        dm = UCFHMDBDataModule("ucf101", 1, str(ucf_root), **COMMON)
+    assert dm.class_names == ["ApplyEyeMakeup", "Archery", "YoYo"]
+    assert "98 of the 101 UCF-101 classes have no line in classInd.txt: ApplyLipstick, BabyCrawling, " in caplog.text
+    assert "and 93 more" in caplog.text and "the 3 classes present" in caplog.text
+    assert all(dm.class_names[r.label] == r.meta["label_name"] for r in dm.records("train"))
+
+
+def test_ucf101_complete_class_index_is_the_full_shipped_list(tmp_path: Path, caplog) -> None:
+    lists = tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    names = class_names("ucf101")
+    (lists / "classInd.txt").write_bytes("".join(f"{i} {c}\r\n" for i, c in enumerate(names, 1)).encode())
+    (lists / "testlist01.txt").write_bytes(
+        b"YoYo/v_YoYo_g01_c01.avi\r\nApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi\r\n"
+    )
+    with caplog.at_level(logging.WARNING):
+        dm = UCFHMDBDataModule("ucf101", 1, str(tmp_path), **COMMON)
+    assert dm.class_names == names and not caplog.records
+    assert [r.label for r in dm.records("test")] == [100, 0]
+
+
 # -------------------------------------------------------------------------------------------- HMDB-51
 
 
-def test_hmdb51_official_split_files(tmp_path: Path) -> None:
-    root = tmp_path / "hmdb51"
+def _hmdb_tree(root: Path, names: list[str]) -> Path:
+    """Split files (all three splits) and three videos of each class in ``names``."""
     splits = root / "testTrainMulti_7030_splits"
     splits.mkdir(parents=True)
-    names = class_names("hmdb51")
     for split in (1, 2, 3):
         for cls in names:
             flags = [(1, 2, 0), (2, 1, 0), (0, 1, 2)][split - 1]
@@ -141,8 +218,17 @@ def test_hmdb51_official_split_files(tmp_path: Path) -> None:
     for cls in names:
         for k in range(3):
             _touch(root / cls / f"{cls}_video_{k}.avi")
-    dm = UCFHMDBDataModule("hmdb51", 1, str(root), **COMMON)
+    return splits
+
+
+def test_hmdb51_official_split_files(tmp_path: Path, caplog) -> None:
+    root = tmp_path / "hmdb51"
+    names = class_names("hmdb51")
+    splits = _hmdb_tree(root, names)
+    with caplog.at_level(logging.WARNING):
+        dm = UCFHMDBDataModule("hmdb51", 1, str(root), **COMMON)
     assert dm.class_names == names and dm.dataset_name == "hmdb51"
+    assert not caplog.records  # the complete archive: the full official label space, no warning
     train = dm.records("train")
     assert len(train) == 51 and train[0].video_id == "brush_hair_video_0" and train[-1].label == 50
     assert [r.video_id for r in dm.records("test")][:2] == ["brush_hair_video_1", "cartwheel_video_1"]
@@ -150,6 +236,34 @@ def test_hmdb51_official_split_files(tmp_path: Path) -> None:
     (splits / "wave_test_split1.txt").write_text("wave_video_0.avi 7\n")
     with pytest.raises(AnnotationError, match=r"wave_test_split1.txt:1: expected"):
         dm.records("train")
+
+
+def test_hmdb51_partial_split_files_warn_and_labels_index_the_classes_present(tmp_path: Path, caplog) -> None:
+    root = tmp_path / "hmdb51"
+    present = ["wave", "brush_hair", "climb"]  # e.g. only three class archives unpacked
+    splits = _hmdb_tree(root, present)
+    with caplog.at_level(logging.WARNING):
+        dm = UCFHMDBDataModule("hmdb51", 1, str(root), **COMMON)
+    assert dm.class_names == ["brush_hair", "climb", "wave"]  # the official (sorted) order
+    assert "48 of the 51 HMDB-51 classes have no split file <class>_test_split1.txt: cartwheel, catch, chew, " in (
+        caplog.text
+    )
+    assert "and 43 more" in caplog.text and "unpack the complete testTrainMulti_7030_splits" in caplog.text
+    train = dm.records("train")
+    assert [(r.label, dm.class_names[r.label], r.video_id) for r in train] == [
+        (0, "brush_hair", "brush_hair_video_0"),
+        (1, "climb", "climb_video_0"),
+        (2, "wave", "wave_video_0"),
+    ]
+    assert all(dm.class_names[r.label] == r.meta["label_name"] for r in dm.records("test"))
+    # A split file of a class HMDB-51 does not have joins the label space, named in the warning.
+    (splits / "juggling_test_split1.txt").write_text("juggling_video_0.avi 1 \n")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        dm = UCFHMDBDataModule("hmdb51", 1, str(root), **COMMON)
+    assert dm.class_names == ["brush_hair", "climb", "wave", "juggling"]
+    assert "1 classes are not HMDB-51's: juggling" in caplog.text
+    assert dm.records("train")[-1].label == 3
 
 
 # ------------------------------------------------------------------------------------------------ SSv2

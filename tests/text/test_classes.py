@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from alt_lightning.text.classes import K400_TO_K600_RENAMES, class_names, k600_novel_classes
+from alt_lightning.data.annotations import AnnotationError
+from alt_lightning.text.classes import K400_TO_K600_RENAMES, class_names, k600_novel_classes, read_class_file
 
 
 def test_k600_novel_classes_are_the_220_shipped_ones() -> None:
@@ -30,3 +33,26 @@ def test_published_subsets_overlap_as_documented() -> None:
     s1, s2, s3 = (set(class_names(f"k600_zs_split{i}")) for i in (1, 2, 3))
     assert (len(s1 & s2), len(s1 & s3), len(s2 & s3)) == (110, 116, 117)
     assert len(s1 | s2 | s3) == 217 and len(s1 & s2 & s3) == 80
+
+
+def test_class_file_blank_line_before_a_name_is_an_error_naming_the_line(tmp_path) -> None:
+    path = tmp_path / "classes.txt"
+    # Skipping line 3 would make 'c' label 2, where line 4 says label 3.
+    path.write_bytes(b"a\r\nb\r\n\r\nc\r\n")
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}:3: blank line among the class names")):
+        read_class_file(path)
+    path.write_text("\na\nb\n")
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}:1:")):
+        read_class_file(path)
+    path.write_text("a\n  \nb\n")  # white space only is blank
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}:2:")):
+        read_class_file(path)
+
+
+def test_class_file_trailing_blank_lines_bom_and_hash_names(tmp_path) -> None:
+    path = tmp_path / "classes.txt"
+    path.write_bytes("\ufeffa b\r\n#hashtag dance\r\nc\r\n\r\n\n".encode())
+    assert read_class_file(path) == ["a b", "#hashtag dance", "c"]  # no comment syntax, BOM dropped
+    path.write_text("a\nb\na\n")
+    with pytest.raises(AnnotationError, match=re.escape(f"{path}:3: class 'a' appears twice (lines 1 and 3)")):
+        read_class_file(path)

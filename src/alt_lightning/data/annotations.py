@@ -4,8 +4,17 @@ Every parser is a pure function of the files it reads (plus, for Kinetics, which
 Malformed input raises :class:`AnnotationError`, whose message names the file and line and says what
 to do. Every record's ``meta["source"]`` is ``"<file>:<line>"`` so a bad sample can be traced back.
 
-Labels are 0-based indices into the dataset's class-name list; ``-1`` means "no label" (test splits
-without ground truth).
+Labels are 0-based indices into the dataset's class-name list; ``-1`` means "no label" and only comes from
+files that hold no ground truth at all (a Kinetics ``test.csv`` without labels, SSv2's ``test.json``); a file
+whose rows are labelled except some is an error naming the first unlabelled row. Whether the labels fit the
+run's class list (and whether an unlabelled split may be used: only for prediction) is checked once, by
+:meth:`~alt_lightning.datamodules.base.VideoDataModule.dataset`.
+
+Data files are data: none of the official formats read here (Kinetics CSVs, UCF-101 ``classInd.txt`` and lists,
+HMDB-51 split files, SSv2 JSON, mmaction2-style ``path label`` lists, ``id,name`` CSVs) has a comment syntax,
+and real names start with ``#`` (HMDB-51's ``#122_Cleaning_Up_The_Beach_In_Chiba__Japan_catch_...avi``), so no
+line is skipped as a comment. Blank lines are skipped (they carry no record). The one ``#`` syntax is the
+header of this package's own manifests (:data:`MANIFEST_MAGIC`, see :func:`split_manifest_header`).
 """
 
 from __future__ import annotations
@@ -21,10 +30,12 @@ from pathlib import Path
 from alt_lightning.data.records import VideoRecord
 
 __all__ = [
+    "MANIFEST_MAGIC",
     "VIDEO_EXTENSIONS",
     "AnnotationError",
     "KineticsParse",
     "check_missing",
+    "hmdb51_split_classes",
     "parse_class_folders",
     "parse_hmdb51_split",
     "parse_kinetics_csv",
@@ -34,6 +45,7 @@ __all__ = [
     "read_label_names_csv",
     "read_ssv2_labels",
     "read_ucf101_classes",
+    "split_manifest_header",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -78,11 +90,41 @@ def _read_text(path: PathLike, what: str) -> str:
 
 
 def _lines(path: PathLike, what: str) -> Iterator[tuple[int, str]]:
-    """``(line_number, stripped_line)`` of non-blank, non-``#`` lines (CRLF files, as UCF101's, work)."""
+    """``(line_number, stripped_line)`` of the non-blank lines (CRLF files, as UCF101's, work).
+
+    No comment syntax: a line starting with ``#`` is data (HMDB-51 has such video names).
+    """
     for n, raw in enumerate(_read_text(path, what).splitlines(), start=1):
         line = raw.strip()
-        if line and not line.startswith("#"):
+        if line:
             yield n, line
+
+
+#: First line of every manifest this package writes (:mod:`alt_lightning.data.manifests`).
+MANIFEST_MAGIC = "# alt-lightning manifest v1"
+
+_HEADER_LINE = re.compile(r"#\s+([^\s:]+):(.*)")
+
+
+def split_manifest_header(lines: list[tuple[int, str]]) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """Split numbered, stripped, non-blank lines into our manifest header and the data lines.
+
+    The header exists only in files whose first line is :data:`MANIFEST_MAGIC` (our own format): the magic line
+    and the ``# key: value`` lines right after it (``#``, white space, a key without spaces, ``:``). It ends at
+    the first other line; from there on every line is data, ``#`` or not. A file without the magic line has no
+    header and no comments.
+
+    Returns:
+        ``(header, data_lines)``.
+    """
+    if not lines or lines[0][1] != MANIFEST_MAGIC:
+        return {}, lines
+    header: dict[str, str] = {}
+    k = 1
+    while k < len(lines) and (m := _HEADER_LINE.fullmatch(lines[k][1])):
+        header[m.group(1)] = m.group(2).strip()
+        k += 1
+    return header, lines[k:]
 
 
 def _join(root: PathLike | None, rel: str) -> str:
@@ -242,7 +284,9 @@ def parse_kinetics_csv(
         abseiling,-3B32lodo2M,59,69,train
         "passing American football (in game)",-5Bdf1nY2rE,12,22,train
 
-    ``test.csv`` may have no ``label`` column (or empty labels): records get label ``-1``. Videos are
+    ``test.csv`` may have no ``label`` column (or an empty one in every row): records get label ``-1``
+    (no ground truth: usable for prediction only). An empty label in a file whose other rows are labelled is
+    an error naming its line. Videos are
     named ``<youtube_id>_<time_start:06d>_<time_end:06d><ext>`` and lie either flat in ``video_root``
     or in one folder per label; the folder may be the label as written or with spaces replaced by
     underscores (any case).
@@ -265,8 +309,8 @@ def parse_kinetics_csv(
         :class:`KineticsParse`; its ``summary()`` says what is missing.
 
     Raises:
-        AnnotationError: Missing file or header column, unknown label, bad number; or missing videos
-            with ``missing="error"``.
+        AnnotationError: Missing file or header column, unknown label, an empty label among labelled rows,
+            bad number; or missing videos with ``missing="error"``.
     """
     if layout not in ("auto", "flat", "per_class"):
         raise ValueError(f"layout must be 'auto', 'flat' or 'per_class', got {layout!r}")
@@ -301,6 +345,7 @@ def parse_kinetics_csv(
     records: list[VideoRecord] = []
     absent: list[VideoRecord] = []
     num_rows = 0
+    labelled, first_unlabelled = 0, None  # an unlabelled row is legitimate only if every row is
     for row in rows:
         n = rows.line_num
         if not row or all(not c.strip() for c in row):
@@ -333,7 +378,10 @@ def parse_kinetics_csv(
             ) from None
         label_text = col("label")
         label = -1
-        if label_text:
+        if not label_text:
+            first_unlabelled = first_unlabelled or n
+        else:
+            labelled += 1
             label = by_name.get(_norm_label(label_text), -2)
             if label == -2:
                 raise _error(
@@ -361,6 +409,13 @@ def parse_kinetics_csv(
             records.append(rec)
         if not exists:
             absent.append(rec)
+    if labelled and first_unlabelled is not None:
+        raise _error(
+            csv_path,
+            first_unlabelled,
+            f"the label is empty, while {labelled} other rows are labelled",
+            "Fill in the label or delete the row (only a CSV without any label, as a test.csv, is read as unlabelled)",
+        )
     result = KineticsParse(records=records, missing=absent, num_rows=num_rows, csv_path=csv_path, video_root=root)
     if absent and missing == "error":
         raise AnnotationError(result.summary())
@@ -380,21 +435,23 @@ def read_label_names_csv(path: PathLike) -> list[str]:
         1,air drumming
         2,"passing American football (in game)"
 
-    An unquoted name containing commas is taken whole (everything after the first comma).
+    An unquoted name containing commas is taken whole (everything after the first comma). Only the first
+    row may be a header (a non-integer id); there are no comments.
 
     Returns:
         The names ordered by id.
 
     Raises:
-        AnnotationError: Bad id, duplicate id, gap in the ids.
+        AnnotationError: Bad id, duplicate id or name, gap in the ids.
     """
     path = os.fspath(path)
     names: dict[int, tuple[str, int]] = {}
+    lines_of: dict[str, int] = {}
     rows = csv.reader(_read_text(path, "label-name CSV").splitlines())
     first = True
     for row in rows:
         n = rows.line_num
-        if not row or all(not c.strip() for c in row) or row[0].lstrip().startswith("#"):
+        if not row or all(not c.strip() for c in row):
             continue
         try:
             i = int(row[0].strip())
@@ -408,7 +465,16 @@ def read_label_names_csv(path: PathLike) -> list[str]:
             raise _error(path, n, "no name after the id", "Each line must be '<id>,<name>'")
         if i in names:
             raise _error(path, n, f"id {i} already given on line {names[i][1]}", "Give each id once")
-        names[i] = (",".join(row[1:]).strip(), n)
+        name = ",".join(row[1:]).strip()
+        if name in lines_of:
+            raise _error(
+                path,
+                n,
+                f"name {name!r} already given on line {lines_of[name]}",
+                "Class names must be unique (two ids with one name make their predictions indistinguishable)",
+            )
+        lines_of[name] = n
+        names[i] = (name, n)
     if not names:
         raise _error(path, None, "no label names found", "Each line must be '<id>,<name>'")
     gaps = sorted(set(range(len(names))) - set(names))
@@ -430,11 +496,16 @@ def parse_path_label_list(
 ) -> list[VideoRecord]:
     """Parse an mmaction2 / X-CLIP style video list: ``<path> <label>`` per line.
 
-    On-disk format (``#`` comments and blank lines are skipped; the label is the *last*
-    whitespace-separated field, so paths may contain spaces)::
+    On-disk format (blank lines are skipped; the label is the *last* whitespace-separated field, so paths may
+    contain spaces)::
 
         abseiling/-3B32lodo2M_000059_000069.mp4 0
         my videos/clip one.mp4 17
+        #122_Cleaning_Up_The_Beach_In_Chiba__Japan_catch_f_cm_np1_fr_med_0.avi 5
+
+    This is other projects' format, so it has no comments: a line starting with ``#`` is a path like any
+    other. Only a manifest this package wrote (first line :data:`MANIFEST_MAGIC`) has a header, which is
+    skipped (see :func:`split_manifest_header`).
 
     Args:
         list_path: The list file.
@@ -451,7 +522,8 @@ def parse_path_label_list(
     """
     names = read_label_names_csv(label_names_csv) if label_names_csv is not None else None
     records: list[VideoRecord] = []
-    for n, line in _lines(list_path, "video list"):
+    _, lines = split_manifest_header(list(_lines(list_path, "video list")))
+    for n, line in lines:
         parts = line.rsplit(None, 1)
         if len(parts) != 2:
             raise _error(
@@ -500,7 +572,12 @@ def read_ucf101_classes(split_dir: PathLike) -> list[str]:
                 f"expected '<id> <ClassName>', got {line!r}",
                 "Fix the line (e.g. '1 ApplyEyeMakeup')",
             )
-        names[int(parts[0])] = parts[1]
+        i = int(parts[0])
+        if i in names:
+            raise _error(path, n, f"id {i} already given to {names[i]!r}", "Use the official classInd.txt")
+        if parts[1] in names.values():
+            raise _error(path, n, f"class {parts[1]!r} listed twice", "Use the official classInd.txt")
+        names[i] = parts[1]
     if sorted(names) != list(range(1, len(names) + 1)):
         raise _error(path, None, "ids must be 1..K without gaps", "Use the official classInd.txt")
     return [names[i] for i in range(1, len(names) + 1)]
@@ -597,6 +674,24 @@ def parse_ucf101_split(split_dir: PathLike, video_root: PathLike, split: int, su
 _HMDB_FLAGS = {"train": "1", "test": "2"}
 
 
+def hmdb51_split_classes(split_dir: PathLike, split: int) -> list[str]:
+    """Sorted class names of the ``<class>_test_split<split>.txt`` files in ``split_dir``.
+
+    Raises:
+        AnnotationError: The folder does not exist or holds no split file of ``split``.
+    """
+    split_dir = os.fspath(split_dir)
+    suffix = f"_test_split{split}.txt"
+    try:
+        files = os.listdir(split_dir)
+    except OSError:
+        raise _error(split_dir, None, "split folder not found", "Pass the testTrainMulti_7030_splits folder") from None
+    names = sorted(f[: -len(suffix)] for f in files if f.endswith(suffix))
+    if not names:
+        raise _error(split_dir, None, f"no '*{suffix}' files", "Pass the testTrainMulti_7030_splits folder")
+    return names
+
+
 def parse_hmdb51_split(
     split_dir: PathLike,
     video_root: PathLike,
@@ -611,16 +706,18 @@ def parse_hmdb51_split(
 
         April_09_brush_hair_u_nm_np1_ba_goo_0.avi 1
         Blonde_being_brushed_brush_hair_f_nm_np2_ri_med_0.avi 2
+        #122_Cleaning_Up_The_Beach_In_Chiba__Japan_catch_f_cm_np1_fr_med_0.avi 1
 
-    Videos are ``video_root/<class>/<video>.avi``.
+    (lines end with a space; names may start with ``#``: no line is a comment). Videos are
+    ``video_root/<class>/<video>.avi``.
 
     Args:
         split_dir: Folder with the split files.
         video_root: Folder with one sub-folder per class.
         split: 1, 2 or 3.
         subset: ``"train"`` or ``"test"``.
-        class_names: Classes in label order (e.g. ``hmdb51.txt``); ``None`` takes the sorted class names
-            of the split files present.
+        class_names: Classes in label order (e.g. ``hmdb51.txt``), each needing its split file; ``None``
+            takes the sorted class names of the split files present (:func:`hmdb51_split_classes`).
 
     Returns:
         Records (label = position in ``class_names``), ``video_id`` = file stem.
@@ -635,15 +732,7 @@ def parse_hmdb51_split(
     split_dir = os.fspath(split_dir)
     suffix = f"_test_split{split}.txt"
     if class_names is None:
-        try:
-            files = os.listdir(split_dir)
-        except OSError:
-            raise _error(
-                split_dir, None, "split folder not found", "Pass the testTrainMulti_7030_splits folder"
-            ) from None
-        class_names = sorted(f[: -len(suffix)] for f in files if f.endswith(suffix))
-        if not class_names:
-            raise _error(split_dir, None, f"no '*{suffix}' files", "Pass the testTrainMulti_7030_splits folder")
+        class_names = hmdb51_split_classes(split_dir, split)
     resolver = _CaseInsensitiveResolver(video_root)
     flag = _HMDB_FLAGS[subset]
     records: list[VideoRecord] = []
@@ -745,7 +834,8 @@ def parse_ssv2_json(
         {"id": "78687", "label": "holding potato next to vicks vaporub bottle",
          "template": "Holding [something] next to [something]", "placeholders": ["potato", "vicks ..."]}
 
-    (``test.json`` holds only ``{"id": ...}``: label ``-1``). The class is
+    (``test.json`` holds only ``{"id": ...}``: label ``-1``, no ground truth, for prediction only; a record
+    without ``template`` in a file whose other records have one is an error). The class is
     ``labels[template with "[" and "]" removed]``; videos are ``video_root/<id><ext>``.
 
     Returns:
@@ -753,7 +843,8 @@ def parse_ssv2_json(
         (the filled-in caption) and ``placeholders``.
 
     Raises:
-        AnnotationError: Invalid JSON, a record without ``id``, a template not in ``labels.json``.
+        AnnotationError: Invalid JSON, a record without ``id``, a template not in ``labels.json``, a record
+            without ``template`` among records with one.
     """
     names = read_ssv2_labels(labels_json)
     by_name = {n: i for i, n in enumerate(names)}
@@ -764,6 +855,7 @@ def parse_ssv2_json(
     lines = _id_lines(text)
     root = os.fspath(video_root)
     records: list[VideoRecord] = []
+    labelled, first_unlabelled = 0, None  # (record index, line): unlabelled only if every record is
     for k, item in enumerate(data):
         if not isinstance(item, dict) or "id" not in item:
             raise _error(
@@ -776,7 +868,10 @@ def parse_ssv2_json(
         n = lines.get(vid)
         label = -1
         template = item.get("template")
-        if template is not None:
+        if template is None:
+            first_unlabelled = first_unlabelled or (k, n, vid)
+        else:
+            labelled += 1
             key = str(template).replace("[", "").replace("]", "")
             label = by_name.get(key, by_lower.get(key.lower(), -2))
             if label == -2:
@@ -799,6 +894,14 @@ def parse_ssv2_json(
                     "label_name": names[label] if label >= 0 else None,
                 },
             )
+        )
+    if labelled and first_unlabelled is not None:
+        k, n, vid = first_unlabelled
+        raise _error(
+            annotations_json,
+            n,
+            f"record #{k} (video {vid}) has no 'template', while {labelled} other records have one",
+            "Re-download the file (only a file without any template, as test.json, is read as unlabelled)",
         )
     return records
 

@@ -1,6 +1,8 @@
 """Seeded, hashed manifests: few-shot training lists (and later class subsets), reproducible byte for byte.
 
-A manifest is a text file that any ``path label`` reader can load (its header lines start with ``#``)::
+A manifest is a ``path label`` list with a header of ``#`` lines, which this package's list readers
+(:func:`read_manifest`, :func:`~alt_lightning.data.annotations.parse_path_label_list`) recognise by the first
+line and skip; other tools need the header removed (``grep -v '^# '``)::
 
     # alt-lightning manifest v1
     # kind: few-shot
@@ -35,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from alt_lightning.data.annotations import AnnotationError
+from alt_lightning.data.annotations import MANIFEST_MAGIC, AnnotationError, split_manifest_header
 from alt_lightning.data.records import VideoRecord
 
 __all__ = [
@@ -48,9 +50,6 @@ __all__ = [
     "relative_path",
     "write_manifest",
 ]
-
-#: First line of every manifest this package writes.
-MANIFEST_MAGIC = "# alt-lightning manifest v1"
 
 
 @dataclass(frozen=True)
@@ -187,8 +186,10 @@ def write_manifest(path: str | os.PathLike[str], manifest: Manifest) -> Path:
 def read_manifest(path: str | os.PathLike[str], *, verify: bool = True) -> Manifest:
     """Read a manifest, or a plain ``<path> <label>`` list (no header).
 
-    Header lines are ``# key: value``; other ``#`` lines and blank lines are skipped; the label is the last
-    whitespace-separated field (paths may hold spaces).
+    The header (our format only: the :data:`MANIFEST_MAGIC` line and the ``# key: value`` lines right after it)
+    is read as :func:`~alt_lightning.data.annotations.split_manifest_header` defines; every other non-blank line
+    is an entry, ``#`` or not (plain lists are other projects' data, and HMDB-51 names start with ``#``). The
+    label is the last whitespace-separated field (paths may hold spaces).
 
     Args:
         path: The file.
@@ -201,17 +202,10 @@ def read_manifest(path: str | os.PathLike[str], *, verify: bool = True) -> Manif
     if not os.path.isfile(path):
         raise AnnotationError(f"{path}: manifest not found. Check the path (or draw one by leaving it unset)")
     text = Path(path).read_text(encoding="utf-8-sig")
-    header: dict[str, str] = {}
+    lines = [(n, raw.strip()) for n, raw in enumerate(text.splitlines(), start=1) if raw.strip()]
+    header, body = split_manifest_header(lines)
     entries: list[ManifestEntry] = []
-    for n, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith("#"):
-            key, sep, value = line[1:].partition(":")
-            if sep and not entries and key.strip() and " " not in key.strip():
-                header[key.strip()] = value.strip()
-            continue
+    for n, line in body:
         parts = line.rsplit(None, 1)
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise AnnotationError(

@@ -209,9 +209,13 @@ class VideoDataModule(pl.LightningDataModule):
             self._bad_log = BadFileLog(path)
         return self._bad_log
 
-    def usable_records(self, split: str) -> list[VideoRecord]:
-        """Records of ``split`` after the ``missing`` policy; missing files are reported, never silently lost."""
+    def usable_records(self, split: str, *, unlabelled_ok: bool = False) -> list[VideoRecord]:
+        """Records of ``split`` after the ``missing`` policy; missing files are reported, never silently lost.
+
+        Every label is checked first (:meth:`check_labels`; unlabelled records pass only with ``unlabelled_ok``).
+        """
         records = self.records(split)
+        self.check_labels("predict" if unlabelled_ok else split, records)
         missing = self.missing_records(split, records)
         self.missing[split] = missing
         if not missing:
@@ -234,12 +238,43 @@ class VideoDataModule(pl.LightningDataModule):
         absent = {id(r) for r in missing}
         return [r for r in records if id(r) not in absent]
 
+    def check_labels(self, split: str, records: list[VideoRecord]) -> None:
+        """The one label check of every DataModule: each label indexes :attr:`class_names`.
+
+        Parsers return ``-1`` only for files without any ground truth (a Kinetics ``test.csv`` without labels,
+        SSv2's ``test.json``); such records can be predicted but not trained or evaluated on, so ``-1`` passes only
+        for ``split == "predict"``. Checked before anything is decoded, so a bad label stops the run at once instead
+        of hours into an epoch (``Target -1 is out of bounds``) or after a whole evaluation.
+
+        Raises:
+            AnnotationError: One line naming the annotation ``file:line`` of the first bad record and the fix.
+        """
+        k = self.num_classes
+        bad = [r for r in records if not -1 <= r.label < k]
+        unlabelled = [r for r in records if r.label == -1] if split != "predict" else []
+        if not bad and not unlabelled:
+            return
+        first = (bad or unlabelled)[0]
+        where = first.meta.get("source") or first.path
+        others = len(bad or unlabelled) - 1
+        more = f" (and {others} more in the {split} split)" if others else ""
+        if bad:
+            raise AnnotationError(
+                f"{where}: label {first.label} is outside the {k} classes (0..{k - 1}) of {self.dataset_name}{more}. "
+                "Pass the class list these annotations were written for (e.g. the matching version or classes)."
+            )
+        raise AnnotationError(
+            f"{where}: video {first.video_id} has no label{more}, and the {split} split needs ground truth. "
+            "Train and evaluate on labelled annotations (Kinetics: test_split 'val' reads validate.csv; SSv2: the "
+            "validation JSON); files without labels serve the predict stage only."
+        )
+
     def dataset(self, split: str) -> VideoDataset:
-        """The (cached) dataset of a split."""
+        """The (cached) dataset of a split (``"predict"``: the test records, which may be unlabelled)."""
         if split not in self.datasets:
             source = "test" if split == "predict" else split
             self.datasets[split] = VideoDataset(
-                self.usable_records(source),
+                self.usable_records(source, unlabelled_ok=split == "predict"),
                 self.transform(split),
                 self.sampling_config(split),
                 train=split == "train",

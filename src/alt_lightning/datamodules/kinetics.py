@@ -39,7 +39,8 @@ class KineticsDataModule(VideoDataModule):
         annotations: Folder of the CSVs (relative to ``root`` or absolute).
         video_dirs: Video folder per CSV split; default ``{"train": "train", "val": "val", "test": "test"}``.
         test_split: Which annotations the test loader uses: ``"val"`` (the field's protocol: K400 results are on
-            ``validate.csv``) or ``"test"``.
+            ``validate.csv``) or ``"test"`` (a ``test.csv`` without labels serves the predict stage only; testing on
+            it stops before decoding, naming its first row).
         layout: ``"auto"``, ``"flat"`` or ``"per_class"``.
         ext: Video file extension.
         classes: Another class list (shipped name or file) instead of ``kinetics<version>``.
@@ -84,19 +85,15 @@ class KineticsDataModule(VideoDataModule):
         return f"kinetics{self.version}"
 
     def records(self, split: str) -> list[VideoRecord]:
-        """Every row of the split's CSV (or list), missing videos included (reported by the base class)."""
+        """Every row of the split's CSV (or list), missing videos included (reported by the base class).
+
+        A ``test.csv`` without labels gives label ``-1``: the base class accepts it for prediction only.
+        """
         source = self.test_split if split == "test" else split
         if self.lists is not None:
             if source not in self.lists:
                 raise ValueError(f"lists has no {source!r} entry; give one 'path label' file per split.")
-            records = parse_path_label_list(self.resolve(self.lists[source]), root=self.root)
-            bad = next((r for r in records if r.label >= len(self._class_names)), None)
-            if bad is not None:
-                raise ValueError(
-                    f"{bad.meta['source']}: label {bad.label} is outside the {len(self._class_names)} classes of "
-                    f"{self.dataset_name}; pass the matching version or classes."
-                )
-            return records
+            return parse_path_label_list(self.resolve(self.lists[source]), root=self.root)  # labels: check_labels
         folder = self.resolve(self.annotations)
         names = [n.format(version=self.version) for n in CSV_NAMES[source]]
         csv_path = next((folder / n for n in names if (folder / n).is_file()), folder / names[0])

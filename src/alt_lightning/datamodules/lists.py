@@ -21,6 +21,11 @@ class VideoListDataModule(VideoDataModule):
         root/classes.txt      one class name per line (or label_names.csv: "id,name")
         root/videos/...
 
+    The lists are other projects' format, so they have no comments: a path may start with ``#`` (HMDB-51 names
+    do). Our own few-shot manifests may be given too: their header is recognised by its first line and skipped.
+    A blank line in ``classes.txt`` before a name is an error (it would shift the labels after it). Labels must
+    index the class names (checked before decoding).
+
     Args:
         root: Folder the listed paths are relative to (absolute paths are kept).
         classes: Class names: a shipped list name (``"kinetics400"``), a text file with one name per line, or a
@@ -58,12 +63,5 @@ class VideoListDataModule(VideoDataModule):
         return self.root.resolve().name or "list"
 
     def records(self, split: str) -> list[VideoRecord]:
-        """Records of one list file."""
-        records = parse_path_label_list(self.resolve(self.lists[split]), root=self.root)
-        bad = [r for r in records if not 0 <= r.label < len(self._class_names)]
-        if bad:
-            raise ValueError(
-                f"{bad[0].meta.get('source', self.lists[split])}: label {bad[0].label} is outside the "
-                f"{len(self._class_names)} classes of {self.classes_spec}."
-            )
-        return records
+        """Records of one list file (labels are checked against ``classes`` by the base class)."""
+        return parse_path_label_list(self.resolve(self.lists[split]), root=self.root)

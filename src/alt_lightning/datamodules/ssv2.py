@@ -32,7 +32,7 @@ class SSv2DataModule(VideoDataModule):
         train_json: Training annotations.
         val_json: Validation annotations.
         test_json: Test annotations; ``None`` uses ``val_json`` (the field's protocol: SSv2 results are on the
-            validation set, the test labels are not public).
+            validation set, the test labels are not public: the official ``test.json`` serves the predict stage only).
         ext: Video file extension.
         flip: Horizontal-flip probability in training (0: direction labels).
         **kwargs: Sampling, transform and loader settings of :class:`VideoDataModule`.

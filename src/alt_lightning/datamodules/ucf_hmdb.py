@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from alt_lightning.data.annotations import parse_hmdb51_split, parse_ucf101_split, read_ucf101_classes
+from alt_lightning.data.annotations import (
+    AnnotationError,
+    hmdb51_split_classes,
+    parse_hmdb51_split,
+    parse_ucf101_split,
+    read_ucf101_classes,
+)
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules.base import VideoDataModule
 from alt_lightning.text.classes import class_names as load_class_names
+
+log = logging.getLogger(__name__)
 
 #: Folder names of the official split archives, the default ``splits_dir`` under ``root``.
 SPLIT_DIRS = {"ucf101": "ucfTrainTestlist", "hmdb51": "testTrainMulti_7030_splits"}
@@ -28,6 +37,18 @@ class UCFHMDBDataModule(VideoDataModule):
     The official splits have no validation set: validation uses the split's test list (our choice, as X-CLIP and
     ViFi-CLIP do; the zero-shot protocol never trains here, and few-shot runs report the last epoch).
 
+    Label space (the same rule for both datasets): the classes the split archive defines, in the official order.
+    UCF-101: the lines of ``classInd.txt``; HMDB-51 (no index file): the classes with a
+    ``<class>_test_split<k>.txt`` file, in the sorted order of ``hmdb51.txt`` (any unofficial class after them).
+    With the complete archive that is the full official list (101 / 51 classes, in the order of the shipped
+    ``ucf101.txt`` / ``hmdb51.txt``), so checkpoints and zero-shot scores stay comparable. With a partial archive
+    the run still works, on the classes present, and a warning names the absent official classes (and any
+    unofficial ones): its scores and checkpoints are then not comparable with the full dataset. Labels always
+    index :attr:`class_names`, which is what the model is given. Without the split archive at all,
+    ``class_names`` is the shipped list (zero-shot prompts need no videos) and reading records names the missing
+    file. Videos listed but absent on disk are the ``missing`` policy's business (reported, never dropped
+    silently).
+
     Args:
         dataset: ``"ucf101"`` or ``"hmdb51"``.
         split: Official split 1, 2 or 3.
@@ -44,17 +65,47 @@ class UCFHMDBDataModule(VideoDataModule):
             raise ValueError(f"dataset must be 'ucf101' or 'hmdb51' and split 1, 2 or 3; got {dataset!r}, {split}.")
         self.name, self.split = dataset, split
         self.splits_dir = self.resolve(splits_dir or SPLIT_DIRS[dataset])
-        # UCF's classInd.txt is the label order of its lists; HMDB labels follow the (sorted) shipped list.
-        class_ind = self.splits_dir / "classInd.txt"
-        self._class_names = (
-            read_ucf101_classes(self.splits_dir)
-            if dataset == "ucf101" and class_ind.is_file()
-            else load_class_names(dataset)
-        )
+        self._class_names = self._label_space()
+
+    def _label_space(self) -> list[str]:
+        """The classes the split archive defines (see the class docstring); warns when it is not the full list."""
+        official = load_class_names(self.name)
+        if self.name == "ucf101":
+            where, unit = self.splits_dir / "classInd.txt", "line in classInd.txt"
+            if not where.is_file():
+                return official  # records() names the missing file
+            names = read_ucf101_classes(self.splits_dir)
+        else:
+            where, unit = self.splits_dir, f"split file <class>_test_split{self.split}.txt"
+            try:
+                present = set(hmdb51_split_classes(self.splits_dir, self.split))
+            except AnnotationError:
+                return official  # records() names the missing folder or files
+            names = [c for c in official if c in present] + sorted(present - set(official))
+        have = {n.lower() for n in names}
+        absent = [c for c in official if c.lower() not in have]
+        extra = [n for n in names if n.lower() not in {c.lower() for c in official}]
+        if absent or extra:
+            title = {"ucf101": "UCF-101", "hmdb51": "HMDB-51"}[self.name]
+            parts = []
+            if absent:
+                parts.append(f"{len(absent)} of the {len(official)} {title} classes have no {unit}: {_few(absent)}")
+            if extra:
+                parts.append(f"{len(extra)} classes are not {title}'s: {_few(extra)}")
+            log.warning(
+                "%s: %s. The label space is the %d classes present, so scores and checkpoints are not comparable "
+                "with the full %s; unpack the complete %s archive for the official benchmark.",
+                where,
+                "; ".join(parts),
+                len(names),
+                title,
+                SPLIT_DIRS[self.name],
+            )
+        return names
 
     @property
     def class_names(self) -> list[str]:
-        """The dataset's class names as published (prompts make them readable)."""
+        """The label space: the classes the split archive defines, as published (prompts make them readable)."""
         return self._class_names
 
     @property
@@ -68,3 +119,9 @@ class UCFHMDBDataModule(VideoDataModule):
         if self.name == "ucf101":
             return parse_ucf101_split(self.splits_dir, self.root, self.split, subset)
         return parse_hmdb51_split(self.splits_dir, self.root, self.split, subset, self._class_names)
+
+
+def _few(names: list[str], k: int = 5) -> str:
+    """The first ``k`` names and how many more."""
+    more = f" and {len(names) - k} more" if len(names) > k else ""
+    return ", ".join(names[:k]) + more

@@ -9,6 +9,8 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from alt_lightning.data.annotations import AnnotationError
+
 #: Names of the shipped lists (file stems under ``resources/classes``).
 SHIPPED_LISTS = (
     "kinetics400",
@@ -41,15 +43,31 @@ K400_TO_K600_RENAMES: dict[str, str] = {
 
 
 def read_class_file(path: str | Path) -> list[str]:
-    """Read a class-name file: one name per line, blank lines ignored, duplicates refused."""
-    names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
-    names = [n for n in names if n]
+    """Read a class-name file: line ``i`` is the name of label ``i - 1``.
+
+    Blank lines at the end are ignored; a blank line before a name is refused, since skipping it would give every
+    later class the label of the line above (and leaving it would make an empty class name). There is no comment
+    syntax: a line is a name. UTF-8 (with or without BOM), any newline convention.
+
+    Raises:
+        AnnotationError: (a ``ValueError``) naming ``file:line`` for a blank line before a name or a duplicate name.
+    """
+    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8-sig").splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
     seen: dict[str, int] = {}
-    for i, n in enumerate(names, 1):
+    for i, n in enumerate(lines, 1):
+        if not n:
+            raise AnnotationError(
+                f"{path}:{i}: blank line among the class names; line i names label i-1, so a blank line would "
+                "shift every class after it. Delete the line (or put the missing name there)."
+            )
         if n in seen:
-            raise ValueError(f"{path}: class {n!r} appears twice (lines {seen[n]} and {i}); names must be unique.")
+            raise AnnotationError(
+                f"{path}:{i}: class {n!r} appears twice (lines {seen[n]} and {i}); names must be unique."
+            )
         seen[n] = i
-    return names
+    return lines
 
 
 def class_names(spec: str | Path) -> list[str]:
