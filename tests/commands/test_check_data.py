@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from fractions import Fraction
 from pathlib import Path
 
@@ -122,3 +123,31 @@ def test_check_data_reads_the_data_section_of_a_fit_config(mixed_root: Path, tmp
     assert alt_main([*strict, f"--report={report}", f"--clean-list={clean}", "--progress=false"]) == 1
     assert "v/cut.mp4 1" not in clean.read_text().splitlines()  # damaged files are bad with --strict
     assert next(r for r in _rows(report) if r["path"].endswith("cut.mp4"))["status"] == "bad"
+
+
+def test_permission_errors_carry_the_os_message_not_missing_or_undecodable(
+    mixed_root: Path, tmp_path: Path, unprivileged, monkeypatch
+) -> None:
+    """A file that exists but cannot be read, or sits in a folder that cannot be entered, is not "missing"."""
+    good = (mixed_root / "v" / "good 0.mp4").resolve()
+    sealed = shutil.copy(good, mixed_root / "v" / "sealed.mp4")  # a copy: chmod must not reach the shared file
+    (mixed_root / "locked").mkdir()
+    shutil.copy(good, mixed_root / "locked" / "inside.mp4")
+    unprivileged.deny(Path(sealed), 0)  # exists, no read permission
+    unprivileged.deny(mixed_root / "locked", 0o600)  # no execute: even isfile() says False inside
+    (mixed_root / "perm.txt").write_text("v/good 0.mp4 0\nv/sealed.mp4 1\nlocked/inside.mp4 0\nv/gone.mp4 1\n")
+    report = tmp_path / "report.csv"
+    monkeypatch.setenv("COLUMNS", "250")  # the summary table in one piece
+    args = ["-m", "alt_lightning", "check-data", "--data.class_path=alt_lightning.datamodules.VideoListDataModule"]
+    args += [f"--data.init_args.root={mixed_root}", "--data.init_args.classes=classes.txt"]
+    args += ["--data.init_args.val_list=perm.txt", "--splits", "val", "--workers=0", "--progress=false"]
+    res = unprivileged.run(*args, f"--report={report}")
+    assert res.returncode == 1, res.stderr
+    got = {Path(r["path"]).name: (r["status"], r["reason"]) for r in _rows(report)}
+    assert got == {
+        "good 0.mp4": ("ok", ""),
+        "sealed.mp4": ("bad", "unreadable (Permission denied)"),
+        "inside.mp4": ("bad", "unreadable (Permission denied)"),
+        "gone.mp4": ("bad", "missing file"),
+    }
+    assert "unreadable (Permission denied) (2)" in res.stdout and "missing file (1)" in res.stdout
