@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import parse_path_label_list
+from alt_lightning.data.annotations import missing_reason, parse_path_label_list
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset, worker_init
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
@@ -166,3 +166,23 @@ def test_unreadable_videos_are_logged_with_the_os_message_not_as_missing(synthet
     # The warning says which: a mount/permission problem, not a download to redo.
     summary = "val: 2 of 4 videos are missing or unreadable (1 unreadable (Permission denied), 1 missing file)"
     assert summary in res.stderr
+
+
+def test_missing_reason_tells_missing_from_unreadable(tmp_path, unprivileged) -> None:
+    for name in ("closed", "unlisted"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "clip.mp4").write_bytes(b"x")
+    unprivileged.deny(tmp_path / "closed", 0o600)  # no execute: the file cannot be reached
+    unprivileged.deny(tmp_path / "unlisted", 0o300)  # no read: reachable, but a folder listing misses it
+    paths = [tmp_path / "closed" / "clip.mp4", tmp_path / "unlisted" / "clip.mp4", tmp_path / "gone.mp4", tmp_path]
+    code = "import json, sys\nfrom alt_lightning.data.annotations import missing_reason\n"
+    code += "print(json.dumps([missing_reason(p) for p in sys.argv[1:]]))"
+    res = unprivileged.run("-c", code, *map(str, paths))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == [
+        "unreadable (Permission denied)",
+        "unreadable folder (Permission denied)",
+        "missing file",
+        "not a file",
+    ]
+    assert missing_reason(tmp_path / "gone.mp4") == "missing file"  # in-process too, as root or not

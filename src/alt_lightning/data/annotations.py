@@ -868,12 +868,19 @@ def os_error_reason(err: OSError) -> str:
 
 
 def missing_reason(path: PathLike) -> str:
-    """Why :func:`check_missing` lists ``path``: ``"missing file"``, ``"unreadable (<OS message>)"``, ``"not a file"``.
+    """Why ``path`` was found absent: ``"missing file"``, ``"unreadable (<OS message>)"`` or ``"not a file"``.
 
-    One ``stat``, asked only for the listed records.
+    One ``stat``, asked only for the absent records. A file that is there after all was hidden by its folder's
+    listing (the Kinetics parser lists folders): ``"unreadable folder (<OS message>)"``.
     """
     try:
         st = os.stat(path)
     except OSError as e:
         return os_error_reason(e)
-    return "missing file" if stat.S_ISREG(st.st_mode) else "not a file"  # regular: it appeared since the check
+    if not stat.S_ISREG(st.st_mode):
+        return "not a file"
+    try:
+        os.listdir(os.path.dirname(os.fspath(path)) or ".")
+    except OSError as e:
+        return f"unreadable folder ({e.strerror or e})"
+    return "missing file"  # it appeared since the check
