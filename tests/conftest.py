@@ -6,6 +6,8 @@ Everything is written by the tests themselves (PyAV videos, corpus files); no ne
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -112,3 +114,63 @@ def list_datamodule(synthetic_root: Path):
         root=str(synthetic_root), classes="classes.txt", test_list="test.txt", num_frames=4, batch_size=4,
         num_workers=0, flip=0.0,
     )  # fmt: skip
+
+
+#: Run by a root test process before its Python child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+#: capability bounding set (prctl PR_CAPBSET_DROP), then exec the real command. The child keeps uid 0 (it still owns
+#: tmp_path) but file permissions now bind it, as they bind every non-root user.
+_DROP_FILE_PRIVILEGES = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+"""
+
+
+class Unprivileged:
+    """Python in a subprocess that file permissions apply to, whether the tests run as root or not.
+
+    Root reads a ``chmod 000`` file, so a permission test run in-process as root cannot fail; in CI it may run as
+    either. :meth:`deny` changes a path's mode (restored at teardown), :meth:`run` runs ``python ARGS`` where the
+    modes bind.
+    """
+
+    def __init__(self, tmp_path: Path) -> None:
+        self._modes: list[tuple[Path, int]] = []
+        probe = tmp_path / "permission_probe"
+        probe.write_text("secret")
+        probe.chmod(0)
+        res = self.run("-c", f"open({str(probe)!r}).read()")
+        probe.unlink()
+        if "PermissionError" not in res.stderr:  # never pass vacuously: the child must really be denied
+            pytest.skip(f"file permissions cannot be made to bind a child process here: {res.stderr[-300:]}")
+
+    def deny(self, path: Path, mode: int) -> Path:
+        """``chmod mode path`` until the end of the test (``0``: no access; ``0o600`` on a folder: no traversal)."""
+        self._modes.append((path, path.stat().st_mode & 0o7777))
+        path.chmod(mode)
+        return path
+
+    def run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """``python *args`` (this interpreter, this environment, our sources first) with file permissions in force."""
+        root = getattr(os, "geteuid", lambda: -1)() == 0
+        cmd = [sys.executable, "-c", _DROP_FILE_PRIVILEGES, *args] if root else [sys.executable, *args]
+        path = os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)
+        env = {**os.environ, "PYTHONPATH": path}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+    def restore(self) -> None:
+        """Give every path its mode back (in reverse, so a folder is traversable before its files are restored)."""
+        for path, mode in reversed(self._modes):
+            path.chmod(mode)
+        self._modes.clear()
+
+
+@pytest.fixture
+def unprivileged(tmp_path: Path):
+    """An :class:`Unprivileged` runner; skips only where no child process can be denied a file (checked)."""
+    runner = Unprivileged(tmp_path)
+    yield runner
+    runner.restore()

@@ -16,9 +16,11 @@ from alt_lightning.commands.predict import (
     EntityEvidence,
     _video_dataset,
     build_model,
+    build_parser,
     entity_evidence,
     explain_class,
     parse_labels,
+    png_names,
     predict_videos,
 )
 from alt_lightning.data.synthetic import ClassSpec, render_clip, write_video
@@ -156,3 +158,44 @@ def test_model_and_frames_from_composed_configs(tiny_weights: Path, tiny_corpus:
     assert data["num_frames"] == 32 and data["test_clips"] == 1
     assert model.hparams.model_name == "alt-tiny" and model.hparams.encoder["r"] == 2
     assert model.model.adapter.gamma.item() == 0.0  # no checkpoint: CLIP's own classifier
+
+
+def test_png_names_stay_unique_when_inputs_share_a_stem_or_a_name() -> None:
+    assert png_names(["clip.mp4", "x/test.avi", "x/test.mp4"]) == ["clip.png", "test.avi.png", "test.mp4.png"]
+    assert png_names(["a/test.mp4", "b/test.mp4", "c/other.mp4"]) == ["test.mp4-1.png", "test.mp4-2.png", "other.png"]
+    # A generated name that is another input's plain name is not reused; nor is a name differing only in case.
+    assert png_names(["test.avi", "test.mp4", "test.avi.mp4"]) == ["test.avi-1.png", "test.mp4.png", "test.avi.png"]
+    assert png_names(["Clip.mp4", "clip.avi"]) == ["Clip.mp4.png", "clip.avi.png"]
+
+
+def test_a_bad_video_gets_one_line_and_the_others_keep_their_results(
+    video: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8).tobytes())
+    clip = render_clip(ClassSpec("green", "disc", "up"), np.random.default_rng(2), 12)
+    avi = write_video(tmp_path / "c" / "test.avi", clip, codec="mpeg4")  # same stem as the next one
+    mp4 = write_video(tmp_path / "c" / "test.mp4", clip[::-1].copy())
+    gone = tmp_path / "gone.mp4"
+    inputs = [str(video), str(broken), str(avi), str(gone), str(mp4)]
+    out, png_dir = tmp_path / "out.json", tmp_path / "png"
+    common = ["--model_name", "alt-tiny", "--pretrained", str(tiny_weights), "--corpus", str(tiny_corpus)]
+    args = ["predict", *inputs, "--labels", LABELS, *common, "--r", "2", "--num_frames", "4"]
+    assert main([*args, "--json", str(out), "--png-dir", str(png_dir)]) == 1  # some videos failed
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    failures = [line for line in captured.err.splitlines() if line.strip()]
+    assert failures[:2] == [f"{broken}: undecodable", f"{gone}: missing file"]
+    assert failures[2:] == ["2 of 5 videos could not be read (named above); the others' results are written"]
+    for good in (video, avi, mp4):
+        assert str(good) in captured.out  # its table
+    results = json.loads(out.read_text())
+    assert [r["path"] for r in results] == inputs  # every input accounted for, in order
+    assert [r["error"] for r in results] == [None, "undecodable", None, "missing file", None]
+    assert [len(r["top"]) for r in results] == [3, 0, 3, 0, 3]
+    pngs = [r["png"] for r in results]
+    assert [Path(p).name if p else None for p in pngs] == ["red_right.png", None, "test.avi.png", None, "test.mp4.png"]
+    assert sorted(p.name for p in png_dir.iterdir()) == ["red_right.png", "test.avi.png", "test.mp4.png"]
+    assert Path(pngs[2]).read_bytes() != Path(pngs[4]).read_bytes()  # two images, not one overwritten
+    assert "exit status" in build_parser().format_help()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +17,7 @@ import pytest
 import yaml
 
 from alt_lightning.cli import main as alt_main
+from alt_lightning.commands import check_data
 from alt_lightning.commands.check_data import REPORT_COLUMNS, check_video
 
 
@@ -122,3 +127,95 @@ def test_check_data_reads_the_data_section_of_a_fit_config(mixed_root: Path, tmp
     assert alt_main([*strict, f"--report={report}", f"--clean-list={clean}", "--progress=false"]) == 1
     assert "v/cut.mp4 1" not in clean.read_text().splitlines()  # damaged files are bad with --strict
     assert next(r for r in _rows(report) if r["path"].endswith("cut.mp4"))["status"] == "bad"
+
+
+def test_permission_errors_carry_the_os_message_not_missing_or_undecodable(
+    mixed_root: Path, tmp_path: Path, unprivileged, monkeypatch
+) -> None:
+    """A file that exists but cannot be read, or sits in a folder that cannot be entered, is not "missing"."""
+    good = (mixed_root / "v" / "good 0.mp4").resolve()
+    sealed = shutil.copy(good, mixed_root / "v" / "sealed.mp4")  # a copy: chmod must not reach the shared file
+    (mixed_root / "locked").mkdir()
+    shutil.copy(good, mixed_root / "locked" / "inside.mp4")
+    unprivileged.deny(Path(sealed), 0)  # exists, no read permission
+    unprivileged.deny(mixed_root / "locked", 0o600)  # no execute: even isfile() says False inside
+    (mixed_root / "perm.txt").write_text("v/good 0.mp4 0\nv/sealed.mp4 1\nlocked/inside.mp4 0\nv/gone.mp4 1\n")
+    report = tmp_path / "report.csv"
+    monkeypatch.setenv("COLUMNS", "250")  # the summary table in one piece
+    args = ["-m", "alt_lightning", "check-data", "--data.class_path=alt_lightning.datamodules.VideoListDataModule"]
+    args += [f"--data.init_args.root={mixed_root}", "--data.init_args.classes=classes.txt"]
+    args += ["--data.init_args.val_list=perm.txt", "--splits", "val", "--workers=0", "--progress=false"]
+    res = unprivileged.run(*args, f"--report={report}")
+    assert res.returncode == 1, res.stderr
+    got = {Path(r["path"]).name: (r["status"], r["reason"]) for r in _rows(report)}
+    assert got == {
+        "good 0.mp4": ("ok", ""),
+        "sealed.mp4": ("bad", "unreadable (Permission denied)"),
+        "inside.mp4": ("bad", "unreadable (Permission denied)"),
+        "gone.mp4": ("bad", "missing file"),
+    }
+    assert "unreadable (Permission denied) (2)" in res.stdout and "missing file (1)" in res.stdout
+
+
+def test_check_data_fails_in_one_line_before_decoding_when_an_output_cannot_be_written(
+    mixed_root: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    def never(*args, **kwargs):
+        raise AssertionError("videos were decoded before the outputs were opened")
+
+    monkeypatch.setattr(check_data, "_check_all", never)
+    monkeypatch.setenv("COLUMNS", "250")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")  # a folder path through a regular file cannot be created, not even by root
+    base = ["check-data", "--data.class_path=alt_lightning.datamodules.VideoListDataModule"]
+    base += [f"--data.init_args.root={mixed_root}", "--data.init_args.classes=classes.txt", "--workers=0"]
+    unwritable_clean_list = [f"--report={tmp_path / 'r.csv'}", f"--clean-list={blocker}/c.txt"]
+    for extra in ([f"--report={blocker / 'r.csv'}"], unwritable_clean_list):
+        assert alt_main([*base, *extra, "--progress=false"]) == 2
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+        assert len(lines) == 1 and str(blocker) in lines[0] and "cannot write" in lines[0], lines
+    assert not (tmp_path / "r.csv").exists()  # nothing half-written either
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(check_data, "_check_all", interrupted)
+    old_list = tmp_path / "clean.txt"
+    old_list.write_text("v/good 0.mp4 0\n")
+    with pytest.raises(KeyboardInterrupt):
+        alt_main([*base, f"--report={tmp_path / 'r.csv'}", f"--clean-list={old_list}", "--splits", "val"])
+    assert not (tmp_path / "r.csv").exists() and old_list.read_text() == "v/good 0.mp4 0\n"  # as before the run
+
+
+@pytest.mark.timeout(120)
+def test_check_data_workers_do_not_import_torch(mixed_root: Path, tmp_path: Path) -> None:
+    """Run as the installed `alt` script runs: multiprocessing re-runs a script's __main__ in every worker."""
+    probe_dir = tmp_path / "probe"
+    probe_dir.mkdir()
+    (probe_dir / "probe.py").write_text(
+        "import json, os, sys\n"
+        "import alt_lightning.commands.check_data as cd\n"
+        "real = cd.check_video\n"
+        "def check_video(path, timeout_s=60.0, full=False):\n"
+        "    heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'jsonargparse'})\n"
+        "    with open(os.path.join(os.environ['PROBE_DIR'], f'{os.getpid()}.json'), 'w') as f:\n"
+        "        json.dump(heavy, f)\n"
+        "    return real(path, timeout_s, full)\n"
+        "cd.check_video = check_video\n"
+    )
+    script = probe_dir / "alt"  # like the console script pip writes: imports the CLI at the top, no .py
+    script.write_text(
+        "import sys\nimport probe\nfrom alt_lightning.cli import main\n"
+        "if __name__ == '__main__':\n    assert 'torch' in sys.modules\n    sys.exit(main())\n"
+    )
+    env = {**os.environ, "PROBE_DIR": str(probe_dir)}
+    env["PYTHONPATH"] = os.pathsep.join([str(probe_dir), str(Path(check_data.__file__).parents[2])])
+    args = ["check-data", "--data.class_path=alt_lightning.datamodules.VideoListDataModule"]
+    args += [f"--data.init_args.root={mixed_root}", "--data.init_args.classes=classes.txt", "--splits", "train"]
+    args += ["--workers=2", "--progress=false", f"--report={tmp_path / 'r.csv'}"]
+    res = subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True, text=True, timeout=110)
+    assert res.returncode == 1, res.stderr  # bad videos found, and checked by the workers
+    workers = sorted(probe_dir.glob("*.json"))
+    assert workers, "no worker ran check_video"
+    assert {w.stem: json.loads(w.read_text()) for w in workers} == {w.stem: [] for w in workers}
+    assert len(_rows(tmp_path / "r.csv")) == 7

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import av
@@ -10,7 +12,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import parse_path_label_list
+from alt_lightning.data.annotations import missing_reason, parse_path_label_list
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset, worker_init
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
@@ -127,3 +129,60 @@ def test_training_gives_up_with_a_clear_error_when_everything_is_bad(bad_files, 
     ds = VideoDataset(records, tf, SamplingConfig(num_frames=4), train=True, max_redraws=3)
     with pytest.raises(RuntimeError, match=r"4 videos in a row failed.*alt check-data"):
         ds[0]
+
+
+@pytest.mark.timeout(120)
+def test_unreadable_videos_are_logged_with_the_os_message_not_as_missing(synthetic_root, tmp_path, unprivileged):
+    """bad_videos.csv of a DataModule: dropped at the start (folder not enterable) or failed at decoding (no read)."""
+    root = tmp_path / "data"
+    (root / "v").mkdir(parents=True)
+    (root / "locked").mkdir()
+    good = sorted((synthetic_root / "videos").rglob("*.mp4"))[0]
+    for rel in ("v/ok.mp4", "v/sealed.mp4", "locked/inside.mp4"):
+        shutil.copy(good, root / rel)  # copies: chmod must not reach the shared file
+    (root / "val.txt").write_text("v/ok.mp4 0\nv/sealed.mp4 1\nlocked/inside.mp4 0\nv/gone.mp4 1\n")
+    (root / "classes.txt").write_text("a\nb\n")
+    unprivileged.deny(root / "v" / "sealed.mp4", 0)  # exists, no read permission
+    unprivileged.deny(root / "locked", 0o600)  # no execute: isfile() says False inside
+    code = (
+        "import json, sys\n"
+        "from alt_lightning.datamodules import VideoListDataModule\n"
+        "dm = VideoListDataModule(sys.argv[1], classes='classes.txt', num_frames=4, num_workers=0,\n"
+        "                         bad_file_log=sys.argv[2])\n"
+        "ds = dm.dataset('val')\n"
+        "ok = {r.video_id: ds[i]['ok'] for i, r in enumerate(ds.records)}\n"
+        "print(json.dumps({'ok': ok, 'rows': dm.bad_file_log().rows()}))\n"
+    )
+    res = unprivileged.run("-c", code, str(root), str(tmp_path / "bad_videos.csv"))
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["ok"] == {"v/ok.mp4": True, "v/sealed.mp4": False}  # the sealed file is counted as failed, not dropped
+    rows = [(Path(r["path"]).name, r["reason"], r["action"]) for r in out["rows"]]
+    assert rows == [
+        ("inside.mp4", "unreadable (Permission denied)", "dropped (missing)"),
+        ("gone.mp4", "missing file", "dropped (missing)"),
+        ("sealed.mp4", "unreadable (Permission denied)", "failed (view 0)"),
+    ]
+    # The warning says which: a mount/permission problem, not a download to redo.
+    summary = "val: 2 of 4 videos are missing or unreadable (1 unreadable (Permission denied), 1 missing file)"
+    assert summary in res.stderr
+
+
+def test_missing_reason_tells_missing_from_unreadable(tmp_path, unprivileged) -> None:
+    for name in ("closed", "unlisted"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "clip.mp4").write_bytes(b"x")
+    unprivileged.deny(tmp_path / "closed", 0o600)  # no execute: the file cannot be reached
+    unprivileged.deny(tmp_path / "unlisted", 0o300)  # no read: reachable, but a folder listing misses it
+    paths = [tmp_path / "closed" / "clip.mp4", tmp_path / "unlisted" / "clip.mp4", tmp_path / "gone.mp4", tmp_path]
+    code = "import json, sys\nfrom alt_lightning.data.annotations import missing_reason\n"
+    code += "print(json.dumps([missing_reason(p) for p in sys.argv[1:]]))"
+    res = unprivileged.run("-c", code, *map(str, paths))
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == [
+        "unreadable (Permission denied)",
+        "unreadable folder (Permission denied)",
+        "missing file",
+        "not a file",
+    ]
+    assert missing_reason(tmp_path / "gone.mp4") == "missing file"  # in-process too, as root or not

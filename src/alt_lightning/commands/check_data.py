@@ -12,23 +12,27 @@ included) is opened, its header read, and a few frames decoded (first, middle, l
 the report CSV has one row per video and split: ``path, video_id, split, status (ok/bad), reason, frames, fps,
 duration, size_bytes``. A usable but damaged file (truncated: frames past the cut repeat the last one) is ``ok``
 with its reason, or ``bad`` with ``--strict``. ``--clean-list`` writes, per split, the ``path label`` list of the
-good videos, ready for :class:`~alt_lightning.datamodules.VideoListDataModule`. Exit status: 0 when every video
-is good, 1 otherwise.
+good videos, ready for :class:`~alt_lightning.datamodules.VideoListDataModule`. Both are opened before the first
+video is decoded (an unwritable path fails at once). A file that exists but cannot be read is reported with the OS
+error (``unreadable (Permission denied)``), not as missing. Exit status: 0 when every video is good, 1 otherwise, 2
+for a usage error or an output that cannot be written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
 import multiprocessing
 import os
 import sys
+import types
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from alt_lightning.data.decode import VideoDecodeError, VideoReader
 from alt_lightning.data.manifests import relative_path
@@ -92,10 +96,67 @@ def _check_all(paths: list[str], workers: int, timeout_s: float, full: bool, pro
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             # Chunks of a few videos: fewer round trips than one task per video, results still stream in.
             check = functools.partial(check_video, timeout_s=timeout_s, full=full)
-            for path, result in zip(paths, pool.map(check, paths, chunksize=8), strict=True):
+            with _main_module_hidden():  # map() submits every chunk, so every worker starts in here
+                chunks = pool.map(check, paths, chunksize=8)
+            for path, result in zip(paths, chunks, strict=True):
                 results[path] = result
                 bar.advance(task)
     return results
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start worker processes without re-running the parent's ``__main__`` in them.
+
+    A spawned or forkserver worker first runs the parent's main script as ``__mp_main__``. The ``alt`` script that
+    pip writes imports ``alt_lightning.cli`` at its top, i.e. torch and Lightning: about 750 MB more per worker, with
+    one worker per core by default. ``python -m alt_lightning`` is spared (``__main__`` modules of packages are not
+    re-run). Nothing a worker runs lives in ``__main__`` (:func:`check_video` is pickled by its module path), so a
+    bare stand-in is enough while the workers start.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__: nothing to re-run
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _open_outputs(paths: Sequence[Path]) -> tuple[list[TextIO], list[Path]] | str:
+    """Open every output file for writing before any video is decoded, without truncating an existing one.
+
+    Returns:
+        The open files (appending; :func:`_rewrite` empties one before writing) and those of them this run created,
+        or the one-line error naming the path that cannot be written (nothing is left behind then).
+    """
+    files: list[TextIO] = []
+    created: list[Path] = []
+    for path in paths:
+        try:
+            existed = path.exists()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            files.append(path.open("a", newline=""))
+        except OSError as e:
+            _discard(files, created)
+            return f"cannot write {path}: {e.strerror or e}; pass a writable path (nothing was checked)"
+        if not existed:
+            created.append(path)
+    return files, created
+
+
+def _discard(files: list[TextIO], created: list[Path]) -> None:
+    """Close ``files`` and remove the ones this run created (an interrupted check leaves no empty outputs)."""
+    for f in files:
+        f.close()
+    for path in created:
+        path.unlink(missing_ok=True)
+
+
+def _rewrite(f: TextIO) -> TextIO:
+    """Empty a file opened by :func:`_open_outputs` (appending: writes then start at 0)."""
+    f.seek(0)
+    f.truncate()
+    return f
 
 
 def _clean_list_path(pattern: str, split: str, several: bool) -> Path:
@@ -149,6 +210,7 @@ def parse_with_data(parser: Any, argv: Sequence[str]) -> tuple[Any, VideoDataMod
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``alt check-data``."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     parser = build_parser("alt check-data", __doc__.split("\n\n")[0])
@@ -184,14 +246,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as e:  # one split's annotations may be absent (e.g. Kinetics test.csv)
             errors.append(f"{split}: {e}")
     paths = sorted({r.path for records in per_split.values() for r in records})
-    results = _check_all(paths, cfg.workers, cfg.timeout_s, cfg.full, cfg.progress)
-
+    # Outputs first: an unwritable --report must fail now, not after hours of decoding.
     report = Path(cfg.report)
-    report.parent.mkdir(parents=True, exist_ok=True)
+    lists = {s: _clean_list_path(cfg.clean_list, s, len(per_split) > 1) for s in per_split} if cfg.clean_list else {}
+    opened = _open_outputs([report, *lists.values()])
+    if isinstance(opened, str):
+        console.print(f"[red]{escape(opened)}[/red]", soft_wrap=True)
+        return 2
+    files, created = opened
+    outputs = dict(zip([report, *lists.values()], files, strict=True))
+    try:
+        results = _check_all(paths, cfg.workers, cfg.timeout_s, cfg.full, cfg.progress)
+    except BaseException:  # Ctrl-C included: previous outputs stay whole, new ones are not left empty
+        _discard(files, created)
+        raise
+
     table = Table("split", "videos", "ok", "bad", "damaged but usable", "most common reasons")
     any_bad = bool(errors)
-    with report.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=REPORT_COLUMNS)
+    with contextlib.ExitStack() as stack:
+        for f in files:
+            stack.enter_context(f)
+        writer = csv.DictWriter(_rewrite(outputs[report]), fieldnames=REPORT_COLUMNS)
         writer.writeheader()
         for split, records in per_split.items():
             good, reasons, damaged = [], Counter(), 0
@@ -210,10 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             any_bad |= n_bad > 0
             top = ", ".join(f"{k} ({v})" for k, v in reasons.most_common(3))
             table.add_row(split, str(len(records)), str(len(good)), str(n_bad), str(damaged), top)
-            if cfg.clean_list:
-                out = _clean_list_path(cfg.clean_list, split, len(per_split) > 1)
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text("".join(f"{relative_path(r.path, dm.root)} {r.label}\n" for r in good))
+            if split in lists:
+                out = lists[split]
+                _rewrite(outputs[out]).write("".join(f"{relative_path(r.path, dm.root)} {r.label}\n" for r in good))
                 console.print(f"{split}: {len(good)} good videos listed in {out}")
     console.print(table)
     for e in errors:

@@ -16,7 +16,9 @@ prompt than to the other labels' prompts. Our choice (the paper shows alignments
 ``relevance(e, c) = share(e) * confidence(e) * (cos(e, c) - mean_j cos(e, j))``; alternatives would read the
 adapter's cross-attention weights or gradients.
 
-``alt predict --config fit.yaml`` with no video arguments is LightningCLI's datamodule-based ``predict``.
+A video that cannot be read gets one line (``path: reason``) and costs the others nothing: their tables, JSON and
+images are written, and the exit status is 1. ``alt predict --config fit.yaml`` with no video arguments is
+LightningCLI's datamodule-based ``predict``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from alt_lightning.data.dataset import SamplingConfig, VideoDataset
+from alt_lightning.data.dataset import DECODE_ERRORS, SamplingConfig, VideoDataset, error_reason
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 
@@ -76,12 +79,13 @@ class ClassPrediction:
 
 @dataclass
 class VideoPrediction:
-    """The result for one video file."""
+    """The result for one video file; ``error`` (and no classes) when it could not be read."""
 
     path: str
     top: list[ClassPrediction]
     evidence: list[EntityEvidence]
     png: str | None = None
+    error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -97,6 +101,7 @@ class VideoPrediction:
             ],
             "evidence": [asdict(e) for e in self.evidence],
             "png": self.png,
+            "error": self.error,
         }
 
 
@@ -193,6 +198,31 @@ def explain_class(
     return sorted(scored, key=lambda x: -x[1])[:top]
 
 
+def png_names(paths: Sequence[str | Path]) -> list[str]:
+    """Distinct image file names for the inputs, in order.
+
+    ``<stem>.png`` for a stem no other input has; ``<name>.png`` when stems clash (``test.avi``, ``test.mp4``);
+    ``<name>-<position>.png`` when names clash too (``a/test.mp4``, ``b/test.mp4``). Names are compared without case,
+    as case-insensitive file systems (macOS, Windows) would.
+    """
+    stems = Counter(Path(p).stem.lower() for p in paths)
+    names = Counter(Path(p).name.lower() for p in paths)
+    out: list[str | None] = [f"{Path(p).stem}.png" if stems[Path(p).stem.lower()] == 1 else None for p in paths]
+    taken = {n.lower() for n in out if n is not None}
+    for i, p in enumerate(paths):
+        if out[i] is not None:
+            continue
+        name = Path(p).name
+        candidate = f"{name}.png" if names[name.lower()] == 1 else f"{name}-{i + 1}.png"
+        k = i + 1
+        while candidate.lower() in taken:  # another input's plain name (``test.avi.mp4`` -> ``test.avi.png``)
+            candidate = f"{name}-{k}.png"
+            k += 1
+        taken.add(candidate.lower())
+        out[i] = candidate
+    return [n for n in out if n is not None]
+
+
 def _import(class_path: str) -> type:
     import importlib
 
@@ -284,15 +314,16 @@ def predict_videos(
         clips: Temporal clips per video (scores averaged).
         topk: Classes per video.
         entities: Explaining entities per class.
-        png_dir: Write ``<stem>.png`` with region-to-entity heatmaps there (``None``: no images).
+        png_dir: Write ``<stem>.png`` (:func:`png_names`) with region-to-entity heatmaps there (``None``: none).
         png_frames: Frames drawn per image.
 
-    Raises:
-        RuntimeError: If a video cannot be decoded.
+    Returns:
+        One result per path, in order; a video that cannot be read has ``error`` set (its reason) and no classes.
     """
     from alt_lightning.lightning.callbacks import denormalize, entity_patch_map, render_alignment
 
     ds = _video_dataset(paths, model, num_frames, clips)
+    images = png_names(paths)
     names = list(getattr(model, "entity_units", []))
     aligner = model.model.aligner
     encoder = model.model.encoder
@@ -301,10 +332,12 @@ def predict_videos(
     results = []
     try:
         for i, path in enumerate(paths):
-            items = [ds[i * ds.num_views + v] for v in range(ds.num_views)]
-            if not all(item["ok"] for item in items):
-                raise RuntimeError(f"{path}: could not decode the video (see the warning above).")
-            video = torch.stack([item["video"] for item in items]).to(model.device)  # [V, T, 3, S, S]
+            try:
+                views = [ds.load_clip(ds.records[i], v, None) for v in range(ds.num_views)]
+            except DECODE_ERRORS as err:  # one bad file must not cost the others their results
+                results.append(VideoPrediction(str(path), [], [], error=error_reason(err)))
+                continue
+            video = torch.stack(views).to(model.device)  # [V, T, 3, S, S]
             out = model(video)
             probs = out.logits.float().softmax(-1).mean(0).cpu()  # [N]
             k = min(topk, probs.numel())
@@ -338,7 +371,7 @@ def predict_videos(
                 frames = denormalize(video[0, pick].cpu(), model.preprocess_config.mean, model.preprocess_config.std)
                 title = f"{Path(path).name}: {top[0].label} ({100 * top[0].score:.1f}%)"
                 image, _ = render_alignment(frames, ent, conf, names, title=title)
-                png = str(write_png(Path(png_dir) / f"{Path(path).stem}.png", image))
+                png = str(write_png(Path(png_dir) / images[i], image))
             results.append(VideoPrediction(str(path), top, evidence, png))
     finally:
         encoder.keep_source = kept
@@ -379,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="alt predict",
         description="Top-k classes of video files and the entities (from the region alignment) that explain them. "
         "Without --ckpt: zero-shot from the backbone alone.",
+        epilog="exit status: 0 when every video was classified; 1 when some could not be read (each named on one "
+        "line, the others' tables, JSON and images are still written); 2 on a usage error.",
     )
     p.add_argument("videos", nargs="*", help="video files")
     p.add_argument("--videos", dest="more_videos", nargs="+", default=[], help="video files (alternative form)")
@@ -407,9 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     if not videos:
         console.print("[red]no video files given[/red] (alt predict VIDEO [VIDEO...] --labels ...)")
         return 2
-    missing = [v for v in videos if not Path(v).is_file()]
-    if missing:
-        console.print(f"[red]not found:[/red] {', '.join(escape(m) for m in missing)}")
+    if not any(Path(v).is_file() for v in videos):  # nothing to do: do not load a model for it
+        console.print(f"[red]not found:[/red] {', '.join(escape(m) for m in videos)}")
         return 2
     if not args.ckpt and not args.config and args.model_name is None:
         args.model_name, args.pretrained = "ViT-B-16", args.pretrained or "openai"
@@ -432,9 +466,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{escape(model.hparams.model_name)} ({escape(str(model.hparams.pretrained))}), {mode}, "
         f"{len(model.class_names)} labels, {num_frames} frames x {args.clips} clip(s)"
     )
+    errors = Console(stderr=True, highlight=False)
     for r in results:
-        console.print(prediction_table(r))
+        if r.error is not None:
+            errors.print(f"{escape(r.path)}: {escape(r.error)}", soft_wrap=True)
+        else:
+            console.print(prediction_table(r))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
+    failed = sum(r.error is not None for r in results)
+    if failed:
+        done = "the others' results are written"
+        errors.print(f"{failed} of {len(results)} videos could not be read (named above); {done}", soft_wrap=True)
+        return 1
     return 0

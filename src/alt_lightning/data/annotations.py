@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ __all__ = [
     "KineticsParse",
     "check_missing",
     "hmdb51_split_classes",
+    "missing_reason",
+    "os_error_reason",
     "parse_class_folders",
     "parse_hmdb51_split",
     "parse_kinetics_csv",
@@ -948,5 +951,39 @@ def parse_class_folders(root: PathLike, exts: Iterable[str] = VIDEO_EXTENSIONS) 
 
 
 def check_missing(records: Iterable[VideoRecord]) -> list[VideoRecord]:
-    """The records whose ``path`` is not an existing file (report these before training)."""
+    """The records whose ``path`` is not an existing file (report these before training).
+
+    A file the process may not reach (a folder without execute permission) is listed too, since it cannot be
+    used; :func:`missing_reason` tells the two apart.
+    """
     return [r for r in records if not os.path.isfile(r.path)]
+
+
+def os_error_reason(err: OSError) -> str:
+    """The report reason of a file that fails to open: ``"missing file"``, or ``"unreadable (<OS message>)"``.
+
+    A badly mounted dataset (``Permission denied``, ``Stale file handle``, ``Input/output error``) must not read
+    as "missing": the fix is a mount or a ``chmod``, not a new download.
+    """
+    if isinstance(err, (FileNotFoundError, NotADirectoryError)):
+        return "missing file"
+    return f"unreadable ({err.strerror or err})"
+
+
+def missing_reason(path: PathLike) -> str:
+    """Why ``path`` was found absent: ``"missing file"``, ``"unreadable (<OS message>)"`` or ``"not a file"``.
+
+    One ``stat``, asked only for the absent records. A file that is there after all was hidden by its folder's
+    listing (the Kinetics parser lists folders): ``"unreadable folder (<OS message>)"``.
+    """
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return os_error_reason(e)
+    if not stat.S_ISREG(st.st_mode):
+        return "not a file"
+    try:
+        os.listdir(os.path.dirname(os.fspath(path)) or ".")
+    except OSError as e:
+        return f"unreadable folder ({e.strerror or e})"
+    return "missing file"  # it appeared since the check

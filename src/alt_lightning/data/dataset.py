@@ -34,6 +34,11 @@ BAD_FILE_COLUMNS = ("time", "split", "path", "video_id", "reason", "action")
 DECODE_ERRORS: tuple[type[BaseException], ...] = (VideoDecodeError, av.FFmpegError, OSError, ValueError, EOFError)
 
 
+def error_reason(err: BaseException) -> str:
+    """The reason a bad video is reported with: :class:`VideoDecodeError`'s ``reason``, else ``"<Type>: <message>"``."""
+    return str(getattr(err, "reason", None) or f"{type(err).__name__}: {err}")
+
+
 class BadFileLog:
     """Appends one CSV row per bad video; safe from several DataLoader workers (one short O_APPEND write each)."""
 
@@ -169,8 +174,7 @@ class VideoDataset(Dataset):
         return self.transform(frames, None, crop if self.sampling.num_crops == 3 else 1)
 
     def _bad(self, record: VideoRecord, err: BaseException, action: str) -> None:
-        reason = getattr(err, "reason", None) or f"{type(err).__name__}: {err}"
-        self._log(record, str(reason), action)
+        self._log(record, error_reason(err), action)
 
     def _log(self, record: VideoRecord, reason: str, action: str) -> None:
         log.warning("bad video %s (%s): %s", record.path, reason, action)

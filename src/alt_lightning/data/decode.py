@@ -24,6 +24,8 @@ from types import TracebackType
 import av
 import numpy as np
 
+from alt_lightning.data.annotations import os_error_reason
+
 __all__ = [
     "DecodeStats",
     "VideoDecodeError",
@@ -32,6 +34,13 @@ __all__ = [
     "decode_frames",
     "probe_video",
 ]
+
+
+def _os_error(path: str, err: OSError) -> VideoDecodeError:
+    """``"missing file"``, or ``"unreadable (Permission denied)"`` & co. with what to check."""
+    reason = os_error_reason(err)
+    fix = "check the path and the dataset root" if reason == "missing file" else "check the mount and the permissions"
+    return VideoDecodeError(path, reason, fix)
 
 
 def _open_container(path: str) -> av.container.InputContainer:
@@ -47,8 +56,9 @@ class VideoDecodeError(RuntimeError):
 
     Attributes:
         path: The file that failed.
-        reason: Short machine-friendly cause: ``"missing file"``, ``"empty file"``, ``"undecodable"``,
-            ``"no video stream"``, ``"zero frames"``, ``"timeout"``, ...
+        reason: Short machine-friendly cause: ``"missing file"``, ``"unreadable (<OS message>)"`` (e.g.
+            ``Permission denied``), ``"empty file"``, ``"undecodable"``, ``"no video stream"``, ``"zero frames"``,
+            ``"timeout"``, ...
         detail: Longer human-readable explanation (FFmpeg's message, what to do).
     """
 
@@ -216,9 +226,10 @@ class VideoReader:
         self._table_ok = False  # the table's pts are real timestamps (not just a packet count)
 
         deadline = self._deadline()
-        if not os.path.exists(self.path):
-            raise VideoDecodeError(self.path, "missing file", "check the path and the dataset root")
-        size_bytes = os.path.getsize(self.path)
+        try:
+            size_bytes = os.stat(self.path).st_size
+        except OSError as e:  # not exists(): that says False for "Permission denied" too
+            raise _os_error(self.path, e) from e
         if size_bytes == 0:
             raise VideoDecodeError(self.path, "empty file", "the file has 0 bytes; re-download it")
         self._open()
@@ -338,7 +349,9 @@ class VideoReader:
         self.close()
         try:
             container = _open_container(self.path)
-        except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+        except OSError as e:  # an errno (av.error.PermissionError is one), not bad data: say which
+            raise _os_error(self.path, e) from e
+        except (av.FFmpegError, UnicodeDecodeError) as e:
             raise VideoDecodeError(self.path, "undecodable", f"FFmpeg cannot open it: {e}") from e
         try:
             stream = container.streams.best("video")

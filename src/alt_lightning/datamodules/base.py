@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import lightning.pytorch as pl
 from lightning.fabric.utilities.data import AttributeDict
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import AnnotationError, check_missing
+from alt_lightning.data.annotations import AnnotationError, check_missing, missing_reason
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset, worker_init
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
@@ -33,11 +34,21 @@ CLIP_DEFAULT_PREPROCESS = PreprocessConfig(
 SPLITS = ("train", "val", "test")
 
 
-def missing_summary(split: str, missing: list[VideoRecord], total: int, max_items: int = 5) -> str:
-    """One line: how many videos of a split are missing and the first few (with their annotation line)."""
+def missing_summary(
+    split: str, missing: list[VideoRecord], total: int, max_items: int = 5, reasons: list[str] | None = None
+) -> str:
+    """One line: how many videos of a split are missing and the first few (with their annotation line).
+
+    ``reasons`` (one per record, :func:`~alt_lightning.data.annotations.missing_reason`) are counted when some
+    file is there but unreadable, so that ``Permission denied`` does not read as "re-download everything".
+    """
     first = ", ".join(f"{os.path.basename(r.path)} ({r.meta.get('source', r.video_id)})" for r in missing[:max_items])
     more = f" and {len(missing) - max_items} more" if len(missing) > max_items else ""
-    return f"{split}: {len(missing)} of {total} videos are missing: {first}{more}"
+    counts = Counter(reasons or ())
+    what = "missing"
+    if set(counts) - {"missing file"}:
+        what = "missing or unreadable (" + ", ".join(f"{n} {r}" for r, n in counts.most_common()) + ")"
+    return f"{split}: {len(missing)} of {total} videos are {what}: {first}{more}"
 
 
 class VideoDataModule(pl.LightningDataModule):
@@ -220,7 +231,8 @@ class VideoDataModule(pl.LightningDataModule):
         self.missing[split] = missing
         if not missing:
             return records
-        summary = missing_summary(split, missing, len(records))
+        reasons = [missing_reason(r.path) for r in missing]  # one more stat per absent file: which OS error
+        summary = missing_summary(split, missing, len(records), reasons=reasons)
         if self.cfg.missing == "error":
             raise AnnotationError(
                 f"{summary}. Check root and the layout, run `alt check-data`, or set data.missing='report' "
@@ -230,8 +242,8 @@ class VideoDataModule(pl.LightningDataModule):
         bad_log = self.bad_file_log()
         trainer = getattr(self, "trainer", None)
         if trainer is None or trainer.global_rank == 0:  # every rank parses the same lists: report once
-            for r in missing:
-                bad_log.add(split, r, "missing file", action)
+            for r, reason in zip(missing, reasons, strict=True):
+                bad_log.add(split, r, reason, action)
             log.warning("%s; %s, listed in %s", summary, action.split()[0], bad_log.path)
         if self.cfg.missing == "keep":
             return records
