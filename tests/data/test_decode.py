@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 
@@ -312,3 +313,119 @@ def test_any_sequence_of_asks_returns_the_right_frames(video_factory, vt, asks, 
     with VideoReader(path, seek_threshold=threshold) as r:
         for ask in asks:
             assert vt.read_indices(r.get(ask)) == ask
+
+
+# ------------------------------------------------------------------------------------ display matrix
+
+CAN_WRITE_DISPLAY_MATRIX = hasattr(av.video.stream.VideoStream, "set_display_rotation")  # PyAV >= 18
+
+
+def _write_rotated(path, degrees: int, hflip: bool, num_frames: int = 24) -> np.ndarray:
+    """h264 mp4 of 64x48 frames with a display matrix; returns the coded frames as plain PyAV decodes them."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.gop_size = 10
+        s.set_display_rotation(degrees, hflip=hflip)  # counter-clockwise degrees, as FFmpeg reads them back
+        for i in range(num_frames):
+            img = np.zeros((48, 64, 3), np.uint8)
+            img[:16, :24] = (230, 30, 30)  # top-left marker: no rotation or mirror maps the image onto itself
+            img[30:, 40 + i % 20 :] = (30, 30, 230)
+            img[:, :, 1] = (np.arange(64)[None, :] * 3 + np.arange(48)[:, None] + 5 * i) % 256
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with av.open(str(path)) as c:  # plain decode: PyAV leaves the display matrix to the caller
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+
+
+@pytest.mark.skipif(not CAN_WRITE_DISPLAY_MATRIX, reason="PyAV < 18 cannot write a display matrix")
+@pytest.mark.parametrize(("degrees", "hflip"), [(-90, False), (90, False), (180, False), (0, True), (90, True)])
+def test_display_matrix_rotates_and_mirrors_frames(tmp_path, degrees, hflip):
+    coded = _write_rotated(tmp_path / "phone.mp4", degrees, hflip)  # [T, 48, 64, 3]
+    # np.rot90 turns counter-clockwise for k > 0, the display matrix's sign convention; the mirror comes after.
+    shown = np.rot90(coded, k=degrees // 90, axes=(1, 2))
+    if hflip:
+        shown = shown[:, :, ::-1]
+    orientations = [np.rot90(coded[0], k) for k in range(4)]
+    orientations += [o[:, ::-1] for o in orientations]
+    assert len({o.tobytes() + bytes(o.shape) for o in orientations}) == 8  # a wrong orientation cannot pass
+    if degrees == -90 and not hflip:  # a phone held upright: the coded top row is the shown right column
+        np.testing.assert_array_equal(shown[:, :, -1], coded[:, 0, :])
+    h, w = shown.shape[1:3]
+    ask = [20, 3, 11, 0, 23, 3]
+    for threshold in (ALWAYS_SEEK, SEQUENTIAL):
+        with VideoReader(tmp_path / "phone.mp4", seek_threshold=threshold) as r:
+            assert (r.info.height, r.info.width) == (h, w)
+            if not hflip:
+                assert r.info.rotation == degrees
+            frames = r.get(ask)
+            assert frames.shape == (len(ask), h, w, 3)
+            np.testing.assert_array_equal(frames, shown[ask])
+            assert r.get([]).shape == (0, h, w, 3)
+    # size= is the shown (height, width): the scaler works in coded orientation, then the frame turns.
+    small = decode_frames(tmp_path / "phone.mp4", [5, 17], size=(h // 2, w // 2))
+    with av.open(str(tmp_path / "phone.mp4")) as c:  # half the coded 48x64, scaled in coded orientation
+        ref = [f.to_ndarray(format="rgb24", height=24, width=32) for f in c.decode(video=0)]
+    ref_shown = np.rot90(np.stack(ref), k=degrees // 90, axes=(1, 2))
+    if hflip:
+        ref_shown = ref_shown[:, :, ::-1]
+    np.testing.assert_array_equal(small, ref_shown[[5, 17]])
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through Linux /proc")
+def test_closed_reader_leaves_no_decoder_threads(tmp_path, video_factory, vt):
+    # A decoded frame that outlives close() in a reference cycle keeps FFmpeg's decoder threads alive until the
+    # next garbage collection; DataLoader workers forked meanwhile hang in av.open. The display-matrix lookup at
+    # open must not create such a cycle, whether or not get() uses the frame decoded at open.
+    paths = [video_factory("h264.mp4", **vt.cases["h264.mp4"])]
+    if CAN_WRITE_DISPLAY_MATRIX:
+        _write_rotated(tmp_path / "phone.mp4", -90, False, num_frames=12)
+        paths.append(tmp_path / "phone.mp4")
+    decode_frames(paths[0], [0, 3], threads=2)  # warm-up: FFmpeg may keep a pool thread once it has converted
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/task"))
+        for path in paths:
+            for ask in ([0, 5], [5], []):
+                r = VideoReader(path, threads=2, thread_type="FRAME")
+                r.get(ask)
+                r.close()
+                del r
+                assert len(os.listdir("/proc/self/task")) == before, (path, ask)
+    finally:
+        gc.enable()
+
+
+def test_no_display_matrix_keeps_coded_orientation(video_factory, vt):
+    path = video_factory("h264.mp4", **vt.cases["h264.mp4"])
+    with VideoReader(path) as r:
+        assert (r.info.width, r.info.height, r.info.rotation) == (64, 48, 0)
+
+
+# --------------------------------------------------------------------------------- packed B-frames
+
+MEDIA = os.path.join(os.path.dirname(__file__), "media")
+
+
+def _sequential_frames(path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def test_xvid_packed_b_frames_decode_the_asked_frames():
+    # DivX-style packed B-frames (as in many UCF-101 / HMDB-51 files): AVI stores no presentation timestamps and
+    # FFmpeg's guessed packet pts do not follow the decoded order, so frame i must be the i-th frame decoded.
+    path = os.path.join(MEDIA, "xvid_packed_bframes.avi")
+    seq = _sequential_frames(path)
+    assert len(seq) == 164
+    for i in range(0, 164, 10):  # the indices of the bug report, each from a freshly opened file
+        np.testing.assert_array_equal(decode_frames(path, [i])[0], seq[i], err_msg=f"index {i}")
+    rng = np.random.default_rng(0)
+    for threshold in (ALWAYS_SEEK, SEQUENTIAL):
+        with VideoReader(path, seek_threshold=threshold) as r:
+            assert r.info.num_frames == 164
+            ask = [int(i) for i in rng.permutation(164)[:40]] + [163, 0, 1, 2, 3]
+            np.testing.assert_array_equal(r.get(ask), np.stack([seq[i] for i in ask]))
+            assert r.last_issue is None and r.warnings == []

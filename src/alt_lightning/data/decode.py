@@ -1,11 +1,20 @@
 """Video decoding with PyAV: open once, read any frame indices, fail loudly and never hang.
 
-The reader maps *frame index* ``i`` to "the i-th frame in presentation order". It builds a table of
-presentation timestamps (pts) from the video stream's packets (demuxing only, no decoding), which
-gives the frame count of containers that report none (webm/mkv), handles variable frame rate, and
-tells where the keyframes are. For each wanted frame it then either decodes forward from where the
-decoder stands (sequential) or seeks to the keyframe before the target and decodes forward to the
-exact pts (seek), whichever costs fewer decoded frames.
+The reader maps *frame index* ``i`` to "the i-th frame in presentation order", i.e. the i-th frame a
+plain sequential decode yields. It builds a table of presentation timestamps (pts) from the video
+stream's packets (demuxing only, no decoding), which gives the frame count of containers that report
+none (webm/mkv), handles variable frame rate, and tells where the keyframes are. For each wanted frame
+it then either decodes forward from where the decoder stands (sequential) or seeks to the keyframe
+before the target and decodes forward to the exact pts (seek), whichever costs fewer decoded frames.
+
+AVI stores no presentation timestamps: FFmpeg guesses packet pts from the decoding order, and the
+guess is wrong for reordered frames (h264 B-frames, DivX-style *packed* B-frames as in many UCF-101
+and HMDB-51 files). For an AVI whose packets are reordered the reader therefore counts decoded frames
+instead of looking up pts, and reaches a frame by decoding from the start (no seeking; such files are
+short and cheap to decode).
+
+Frames come out as the file is meant to be shown: a display matrix (the rotation of phone videos,
+mirroring) is applied, and :class:`VideoInfo` reports the shown size.
 
 Bad files raise :class:`VideoDecodeError` with a short ``reason``; a truncated file whose header
 promises more frames than exist is clamped to the frames that decode (see :meth:`VideoReader.get`).
@@ -14,6 +23,7 @@ promises more frames than exist is clamped to the frames that decode (see :meth:
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -86,12 +96,16 @@ class VideoInfo:
         fps: Average frame rate (frames per second); 0.0 when the file says nothing.
         duration_s: Duration in seconds (stream duration, else container duration, else
             ``num_frames / fps``).
-        width: Coded frame width in pixels.
-        height: Coded frame height in pixels.
+        width: Shown frame width in pixels (the coded height when the display matrix turns the frame by 90
+            degrees).
+        height: Shown frame height in pixels.
         size_bytes: File size in bytes.
         codec: FFmpeg decoder name (e.g. ``"h264"``, ``"vp9"``, ``"mpeg4"``).
         reported_frames: Frame count stated by the container header, ``None`` when it states none
             (webm, mkv). May exceed what actually decodes (truncated files).
+        rotation: Degrees counter-clockwise that the display matrix turns the coded frame, in ``(-180, 180]``
+            (FFmpeg's sign: a phone video held upright is usually ``-90``); 0 when there is none. Frames are
+            returned turned (and mirrored, when the matrix says so).
     """
 
     num_frames: int
@@ -102,6 +116,7 @@ class VideoInfo:
     size_bytes: int
     codec: str
     reported_frames: int | None
+    rotation: int = 0
 
 
 @dataclass
@@ -141,6 +156,61 @@ class _FrameTable:
             return len(self.pts) - 1
         return j if self.pts[j] - pts < pts - self.pts[j - 1] else j - 1
 
+
+@dataclass(frozen=True)
+class _Orientation:
+    """How to turn a coded ``[H, W, C]`` frame into the shown one: transpose, then reverse rows and/or columns."""
+
+    transpose: bool = False
+    flip_rows: bool = False
+    flip_cols: bool = False
+
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        """The shown frame (a view of ``frame``)."""
+        out = frame.transpose(1, 0, 2) if self.transpose else frame  # [W, H, C] when transposed
+        if self.flip_rows:
+            out = out[::-1]
+        if self.flip_cols:
+            out = out[:, ::-1]
+        return out
+
+
+def _display_orientation(frame: av.VideoFrame) -> tuple[_Orientation, int, str | None]:
+    """Orientation and rotation (degrees counter-clockwise) from a decoded frame's display matrix side data.
+
+    PyAV exposes no stream-level side data, but FFmpeg attaches the stream's display matrix to every decoded
+    frame. The matrix (FFmpeg's ``AV_PKT_DATA_DISPLAYMATRIX`` layout, 9 int32, 16.16 fixed point) maps a coded
+    pixel ``(x, y)`` to the shown ``(a*x + c*y + tx, b*x + d*y + ty)`` with ``a, b, c, d = m[0], m[1], m[3], m[4]``.
+
+    Returns:
+        The orientation, the rotation for :attr:`VideoInfo.rotation`, and a note when the matrix is not a
+        multiple of 90 degrees (then left unapplied).
+    """
+    matrix = None
+    # Read it from a tiny converted copy (conversion keeps side data): PyAV's side-data objects and their frame
+    # reference each other, and a decoded frame left to the garbage collector keeps the decoder's threads alive
+    # after close (a fork meanwhile, e.g. starting DataLoader workers, then deadlocks in FFmpeg).
+    copy = frame.reformat(format="gray", width=2, height=2)
+    for side_data in copy.side_data:
+        if getattr(side_data.type, "name", "") == "DISPLAYMATRIX":
+            matrix = np.frombuffer(bytes(side_data), dtype=np.int32)
+    if matrix is None or matrix.size != 9:
+        return _Orientation(), 0, None
+    a, b, c, d = (int(v) for v in matrix[[0, 1, 3, 4]])
+    degrees = -math.degrees(math.atan2(b, a))  # counter-clockwise, as FFmpeg and ffprobe report it
+    rotation = round(degrees) % 360
+    rotation = rotation - 360 if rotation > 180 else rotation  # (-180, 180]
+    if a == 0 and d == 0 and b != 0 and c != 0:  # quarter turn: shown x follows coded y, shown y coded x
+        return _Orientation(transpose=True, flip_rows=b < 0, flip_cols=c < 0), rotation, None
+    if b == 0 and c == 0 and a != 0 and d != 0:
+        return _Orientation(flip_rows=d < 0, flip_cols=a < 0), rotation, None
+    if (a, b, c, d) == (0, 0, 0, 0):
+        return _Orientation(), 0, None  # an all-zero matrix: nothing to apply
+    return _Orientation(), 0, f"display matrix turns by {degrees:.1f} degrees: not applied (only multiples of 90 are)"
+
+
+# Containers that store no presentation timestamps (FFmpeg guesses packet pts from the decoding order).
+_NO_PTS_FORMATS = frozenset({"avi"})
 
 _ENDED = object()  # sentinel of an exhausted frame iterator
 _clock = time.monotonic  # module-level so tests can simulate a slow decoder
@@ -190,12 +260,17 @@ class VideoReader:
                 keyframe every 12 frames (8 segment frames: 24 decoded 128 frames per clip, 8 about 55);
                 ``0`` seeks whenever a keyframe lies between, a very large value always decodes
                 sequentially.
-            size: ``(height, width)`` to let FFmpeg's scaler resize while converting to RGB (cheaper
-                than resizing the full frame later); ``None`` keeps the coded size.
+            size: Shown ``(height, width)`` to let FFmpeg's scaler resize while converting to RGB (cheaper
+                than resizing the full frame later); ``None`` keeps the shown size of the file.
             frame_index: How a frame index maps to a timestamp: ``"packets"`` (default) demuxes the
-                video packets once and sorts their pts, exact for variable frame rate and B-frames;
+                video packets once and sorts their pts, exact for variable frame rate and B-frames (and
+                counts decoded frames for AVIs with reordered frames, whose pts are guesses);
                 ``"rate"`` computes ``start + i / fps`` from the stream's average rate and time base,
-                which avoids the demux pass but is only right for constant frame rate.
+                which avoids the demux pass but is only right for constant frame rate with real
+                timestamps (not AVIs with B-frames).
+
+        The first frame is decoded at open: the display matrix is side data of decoded frames. It is kept
+        for a :meth:`get` that asks for it, and decoding goes on from there.
 
         Raises:
             VideoDecodeError: missing/empty/undecodable file, no video stream, zero frames, timeout.
@@ -224,6 +299,9 @@ class VideoReader:
         self._table: _FrameTable | None = None
         self._table_built = False
         self._table_ok = False  # the table's pts are real timestamps (not just a packet count)
+        self._by_count = False  # index = decoded frames counted from the start (pts are guesses: reordered AVI)
+        self._orientation = _Orientation()
+        self._held: tuple[int, av.VideoFrame] | None = None  # the frame decoded at open, until a get()
 
         deadline = self._deadline()
         try:
@@ -245,16 +323,25 @@ class VideoReader:
         if num_frames == 0:
             self.close()
             raise VideoDecodeError(self.path, "zero frames", "the video stream holds no frames")
+        try:
+            rotation = self._decode_first_frame(deadline)
+        except VideoDecodeError:
+            self.close()
+            raise
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        if self._orientation.transpose:
+            width, height = height, width
         fps = self._rate()
         self.info = VideoInfo(
             num_frames=num_frames,
             fps=float(fps) if fps else 0.0,
             duration_s=self._duration_s(num_frames, fps),
-            width=int(stream.codec_context.width),
-            height=int(stream.codec_context.height),
+            width=width,
+            height=height,
             size_bytes=int(size_bytes),
             codec=str(stream.codec_context.name),
             reported_frames=reported,
+            rotation=rotation,
         )
 
     # ----------------------------------------------------------------------------- public API
@@ -272,6 +359,7 @@ class VideoReader:
     def close(self) -> None:
         """Close the file (idempotent)."""
         self._frames = None
+        self._held = None
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -310,6 +398,11 @@ class VideoReader:
         deadline = self._deadline()
         wanted = sorted(set(idx))
         found: dict[int, np.ndarray] = {}
+        if self._held is not None:  # the frame decoded at open (the decoder stands after it)
+            held_index, held_frame = self._held
+            self._held = None
+            if held_index in wanted:
+                found[held_index] = self._to_array(held_frame)
         table = self._use_table(deadline)
         # Frames that exist: the packets' count when known (a truncated file has fewer packets than its
         # header promises), else the header's count. Indices past it get the last existing frame.
@@ -372,6 +465,20 @@ class VideoReader:
         self._cursor = -1
         self._exhausted = False
 
+    def _decode_first_frame(self, deadline: float | None) -> int:
+        """Decode the first frame, read its display matrix, keep it for :meth:`get`; returns the rotation."""
+        frame = self._next_frame(deadline)
+        if frame is None:
+            return 0  # nothing decodes: get() tells (undecodable) or clamps
+        index = self._index_of(frame, self._use_table(deadline))
+        assert index is not None  # the position is known when decoding from the start
+        self._cursor = index
+        self._held = (index, frame)
+        self._orientation, rotation, note = _display_orientation(frame)
+        if note:
+            self._note(note)
+        return rotation
+
     def _rate(self) -> Fraction | None:
         s = self._stream
         assert s is not None
@@ -399,10 +506,12 @@ class VideoReader:
         ts: list[int] = []
         keys: list[bool] = []
         timestamps_ok = True
+        reordered = False  # some packet's pts differs from its dts: frames are shown in another order than stored
         complete, detail = True, ""
         # A second handle, so the decoding container's position is untouched.
         with _open_container(self.path) as c:
             cs = c.streams[s.index]
+            no_pts_format = bool(set(str(c.format.name).split(",")) & _NO_PTS_FORMATS)
             try:
                 for n, packet in enumerate(c.demux(cs)):
                     if n % 64 == 0:
@@ -413,11 +522,16 @@ class VideoReader:
                     if t is None:
                         timestamps_ok = False
                         t = len(ts)
+                    reordered = reordered or (packet.dts is not None and packet.dts != t)
                     ts.append(int(t))
                     keys.append(bool(packet.is_keyframe))
             except av.FFmpegError as e:
                 complete, detail = False, f"demuxing stopped after {len(ts)} packets: {e}"
                 self._note(detail)
+        if no_pts_format and reordered:
+            # The pts are FFmpeg's guesses and do not follow the decoded order (h264 B-frames, packed B-frames):
+            # count decoded frames from the start instead. The table still gives the packet count.
+            self._by_count = True
         if not timestamps_ok:
             # Count is still right; index->pts mapping falls back to the frame rate.
             self._table = _FrameTable(pts=list(range(len(ts))), keyframes=[], complete=complete)
@@ -435,7 +549,7 @@ class VideoReader:
         if self.frame_index != "packets":
             return None
         table = self._get_table(deadline)
-        return table if table is not None and self._table_ok else None
+        return table if table is not None and self._table_ok and not self._by_count else None
 
     def _pts_of(self, index: int, table: _FrameTable | None) -> int | None:
         if table is not None:
@@ -450,7 +564,7 @@ class VideoReader:
 
     def _index_of(self, frame: av.VideoFrame, table: _FrameTable | None) -> int | None:
         """Presentation index of a decoded frame, ``None`` when it cannot be told (no pts after a seek)."""
-        if frame.pts is None:
+        if frame.pts is None or self._by_count:
             return None if self._cursor is None else self._cursor + 1
         if table is not None:
             return table.index_of(int(frame.pts))
@@ -523,10 +637,13 @@ class VideoReader:
         return frame  # type: ignore[return-value]
 
     def _to_array(self, frame: av.VideoFrame) -> np.ndarray:
+        """RGB ``[H, W, 3]`` as shown (display matrix applied; ``size`` is the shown size)."""
         self.stats.frames_converted += 1
+        o = self._orientation
         if self.size is not None:
-            return frame.to_ndarray(format="rgb24", height=self.size[0], width=self.size[1])
-        return frame.to_ndarray(format="rgb24")
+            h, w = (self.size[1], self.size[0]) if o.transpose else self.size  # the scaler works on the coded frame
+            return o.apply(frame.to_ndarray(format="rgb24", height=h, width=w))
+        return o.apply(frame.to_ndarray(format="rgb24"))
 
     def _advance_to(self, target: int, wanted: set[int], found: dict[int, np.ndarray], deadline: float | None) -> None:
         """Decode forward until the decoder has passed ``target``, keeping every wanted frame met."""
