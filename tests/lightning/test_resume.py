@@ -1,7 +1,8 @@
 """Resuming an interrupted run (``alt fit --ckpt_path``) reaches the same final state as an uninterrupted run.
 
 CPU, fixed seed, the tiny synthetic dataset: 24 training videos in 3 batches of 8, 2 epochs (6 steps). A callback
-saves a checkpoint after a given step and raises (a crash or a pre-emption); the run is then resumed from it.
+saves a checkpoint after a given step and raises (a crash or a pre-emption); the run is then resumed from it. The
+uninterrupted reference runs without DataLoader workers; the interrupted runs with none or with 2.
 
 * At an epoch boundary (after step 3) the resumed run is bit-identical: data order and augmentation are functions of
   ``(seed, epoch, index)`` and the :class:`~alt_lightning.lightning.callbacks.StepSeed` default callback makes the
@@ -9,6 +10,9 @@ saves a checkpoint after a given step and raises (a crash or a pre-emption); the
 * Mid-epoch (after step 4) Lightning 2.6 restarts a DataLoader without ``state_dict``/``load_state_dict`` at the
   start of the epoch and runs only the remaining number of batches; the :class:`ShardSampler` skips the items the
   restored loop has consumed (``resume_skip_from``), so the resumed run is bit-identical there too.
+* With workers, Lightning creates the first resumed epoch's iterator before it sets the epoch; the
+  :class:`DeferredDataLoader` starts it at the first batch instead (before: epoch 0's order, no skip, weights off by
+  ~7e-3).
 """
 
 from __future__ import annotations
@@ -29,14 +33,15 @@ class SimulatedCrashError(RuntimeError):
 
 
 class StopAtStep(pl.Callback):
-    """Saves a checkpoint after optimizer step ``step`` and raises."""
+    """Saves a checkpoint after optimizer step ``step`` (unless ``path`` is ``None``) and raises."""
 
-    def __init__(self, step: int, path: str) -> None:
+    def __init__(self, step: int, path: str | None = None) -> None:
         self.step, self.path = step, path
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if trainer.global_step == self.step:
-            trainer.save_checkpoint(self.path)
+            if self.path is not None:
+                trainer.save_checkpoint(self.path)
             raise SimulatedCrashError(f"stopped after step {self.step}")
 
 
@@ -50,13 +55,13 @@ class BatchLog(pl.Callback):
         self.batches.append((trainer.global_step, batch["index"].tolist()))
 
 
-def _args(root: Path, corpus: Path, weights: Path, out: Path) -> list[str]:
+def _args(root: Path, corpus: Path, weights: Path, out: Path, workers: int = 0) -> list[str]:
     return [
         "fit",
         "--config",
         str(REPO / "configs" / "demo.yaml"),
         f"--data.init_args.root={root}",
-        "--data.init_args.num_workers=0",
+        f"--data.init_args.num_workers={workers}",
         "--data.init_args.num_frames=4",
         "--data.init_args.batch_size=8",
         f"--model.init_args.corpus={corpus}",
@@ -87,13 +92,13 @@ def uninterrupted(synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, t
     return _state(run_cli(_args(synthetic_root, tiny_corpus, tiny_weights, out)))
 
 
-def _interrupt_and_resume(step: int, root: Path, corpus: Path, weights: Path, tmp: Path) -> dict:
+def _interrupt_and_resume(step: int, root: Path, corpus: Path, weights: Path, tmp: Path, workers: int = 0) -> dict:
     ckpt = tmp / "interrupted.ckpt"
     stop = {"class_path": f"{__name__}.StopAtStep", "init_args": {"step": step, "path": str(ckpt)}}
     stop_arg = "--trainer.callbacks+=" + str(stop).replace("'", '"')
     with pytest.raises(SimulatedCrashError):
-        run_cli([*_args(root, corpus, weights, tmp / "cut"), stop_arg])
-    return _state(run_cli([*_args(root, corpus, weights, tmp / "resumed"), f"--ckpt_path={ckpt}"]))
+        run_cli([*_args(root, corpus, weights, tmp / "cut", workers), stop_arg])
+    return _state(run_cli([*_args(root, corpus, weights, tmp / "resumed", workers), f"--ckpt_path={ckpt}"]))
 
 
 def _assert_same(full: dict, resumed: dict, first_step: int) -> None:
@@ -105,17 +110,18 @@ def _assert_same(full: dict, resumed: dict, first_step: int) -> None:
         assert torch.allclose(full["metrics"][key], resumed["metrics"][key], atol=0, rtol=0), key
 
 
-def test_resume_at_epoch_boundary_is_exact(
-    uninterrupted: dict, synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
+@pytest.mark.parametrize("workers", [2, pytest.param(0, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("step", [3, 4], ids=["epoch-end", "mid-epoch"])
+def test_resume_is_exact(
+    step: int,
+    workers: int,
+    uninterrupted: dict,
+    synthetic_root: Path,
+    tiny_corpus: Path,
+    tiny_weights: Path,
+    tmp_path: Path,
+    monkeypatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    resumed = _interrupt_and_resume(3, synthetic_root, tiny_corpus, tiny_weights, tmp_path)
-    _assert_same(uninterrupted, resumed, first_step=3)
-
-
-def test_resume_mid_epoch_is_exact(
-    uninterrupted: dict, synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    resumed = _interrupt_and_resume(4, synthetic_root, tiny_corpus, tiny_weights, tmp_path)
-    _assert_same(uninterrupted, resumed, first_step=4)
+    resumed = _interrupt_and_resume(step, synthetic_root, tiny_corpus, tiny_weights, tmp_path, workers)
+    _assert_same(uninterrupted, resumed, first_step=step)
