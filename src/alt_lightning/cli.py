@@ -87,7 +87,7 @@ def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any
                 "init_args": {"every_n_epochs": 5},
             },
             {
-                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                "class_path": "alt_lightning.lightning.callbacks.BestAndLastCheckpoint",
                 "init_args": {
                     "monitor": "val/top1",
                     "mode": "max",

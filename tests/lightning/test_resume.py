@@ -13,6 +13,8 @@ uninterrupted reference runs without DataLoader workers; the interrupted runs wi
 * With workers, Lightning creates the first resumed epoch's iterator before it sets the epoch; the
   :class:`DeferredDataLoader` starts it at the first batch instead (before: epoch 0's order, no skip, weights off by
   ~7e-3).
+* ``last.ckpt`` (:class:`BestAndLastCheckpoint`) holds the state after every epoch, whatever the monitored score does,
+  (tested here; resuming from it: tests/test_cli.py).
 """
 
 from __future__ import annotations
@@ -125,3 +127,43 @@ def test_resume_is_exact(
     monkeypatch.chdir(tmp_path)
     resumed = _interrupt_and_resume(step, synthetic_root, tiny_corpus, tiny_weights, tmp_path, workers)
     _assert_same(uninterrupted, resumed, first_step=step)
+
+
+class LastCheckpointProbe(pl.Callback):
+    """At the start of every epoch after the first, the global step stored in ``last.ckpt`` (``None``: no file)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, int | None]] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > 0:
+            last = Path(trainer.checkpoint_callback.dirpath) / "last.ckpt"
+            stored = torch.load(last, weights_only=True, map_location="cpu")["global_step"] if last.is_file() else None
+            self.seen.append((trainer.global_step, stored))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # lr 0: val/top1 never rises after epoch 0, so the best checkpoint is written once (Lightning 2.6 then left
+        # last.ckpt at epoch 0's step too).
+        ["--model.init_args.optimizer.init_args.lr=0", "--trainer.limit_val_batches=1"],
+        # no validation (base-to-novel fits): Lightning wrote last.ckpt only at the end of fit.
+        ["--trainer.limit_val_batches=0"],
+    ],
+    ids=["plateau", "no-validation"],
+)
+def test_last_checkpoint_holds_the_last_epoch(
+    case: list[str], synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = [a for a in _args(synthetic_root, tiny_corpus, tiny_weights, tmp_path) if "limit_val_batches" not in a]
+    probe = f'--trainer.callbacks+={{"class_path": "{__name__}.LastCheckpointProbe"}}'
+    cli = run_cli([*args, probe, *case])
+    probe_cb = next(cb for cb in cli.trainer.callbacks if isinstance(cb, LastCheckpointProbe))
+    assert probe_cb.seen == [(3, 3)]  # 3 steps per epoch: after epoch 0
+    folder = Path(cli.trainer.checkpoint_callback.dirpath)
+    assert torch.load(folder / "last.ckpt", weights_only=True, map_location="cpu")["global_step"] == 6  # after 1
+    if "--trainer.limit_val_batches=1" in case:  # best.ckpt still tracks the best val/top1: the first epoch's
+        best = torch.load(folder / "best.ckpt", weights_only=True, map_location="cpu")
+        assert best["global_step"] == 3
