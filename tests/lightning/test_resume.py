@@ -14,7 +14,7 @@ uninterrupted reference runs without DataLoader workers; the interrupted runs wi
   :class:`DeferredDataLoader` starts it at the first batch instead (before: epoch 0's order, no skip, weights off by
   ~7e-3).
 * ``last.ckpt`` (:class:`BestAndLastCheckpoint`) holds the state after every epoch, whatever the monitored score does,
-  (tested here; resuming from it: tests/test_cli.py).
+  and a fit without validation resumes exactly from it.
 """
 
 from __future__ import annotations
@@ -167,3 +167,24 @@ def test_last_checkpoint_holds_the_last_epoch(
     if "--trainer.limit_val_batches=1" in case:  # best.ckpt still tracks the best val/top1: the first epoch's
         best = torch.load(folder / "best.ckpt", weights_only=True, map_location="cpu")
         assert best["global_step"] == 3
+
+
+def test_resume_from_last_checkpoint_without_validation_is_exact(
+    uninterrupted: dict, synthetic_root: Path, tiny_corpus: Path, tiny_weights: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A fit without validation (base-to-novel) crashed in epoch 1 resumes from the ``last.ckpt`` of epoch 0's end.
+
+    That checkpoint is written at the end of the training epoch (no validation, so no best one); 2 workers. Weights
+    match the uninterrupted run's (validation does not touch training randomness: StepSeed reseeds every step).
+    """
+    monkeypatch.chdir(tmp_path)
+    args = [*_args(synthetic_root, tiny_corpus, tiny_weights, tmp_path, workers=2), "--trainer.limit_val_batches=0"]
+    stop = f'--trainer.callbacks+={{"class_path": "{__name__}.StopAtStep", "init_args": {{"step": 4}}}}'
+    with pytest.raises(SimulatedCrashError):
+        run_cli([*args, stop])
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True, map_location="cpu")["global_step"] == 3
+    resumed = _state(run_cli([*args, "--ckpt_path=last"]))  # without a logger: <default_root_dir>/checkpoints
+    assert resumed["step"] == 6 and resumed["batches"] == uninterrupted["batches"][3:]
+    worst = max((uninterrupted["weights"][k] - w).abs().max().item() for k, w in resumed["weights"].items())
+    assert worst == 0.0, f"largest weight difference {worst}"
