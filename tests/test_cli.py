@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lightning.pytorch import Callback
 
 from alt_lightning.cli import main
 
@@ -174,3 +175,150 @@ def test_checkpoint_data_settings_come_back_only_without_user_data(tmp_path: Pat
     for user in (["--config", str(model_cfg)], ["--data.init_args.num_workers=0"]):
         kept = _with_checkpoint_defaults(["test", *user, f"--ckpt_path={ckpt}"])
         assert any(a.startswith("--data=") for a in kept), user
+
+
+class CrashAtStep(Callback):
+    """Raises after optimizer step ``step`` (a crash or a pre-emption part way through an epoch)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, *args) -> None:
+        if trainer.global_step == self.step:
+            raise RuntimeError(f"crashed after step {self.step}")
+
+
+def _logged_fit_args(root: Path, corpus: Path) -> list[str]:
+    """The demo config with its TensorBoard + CSV loggers under runs/demo/<ALT_RUN_VERSION>, 3 steps per epoch."""
+    return [
+        "fit",
+        "--config", str(REPO / "configs" / "demo.yaml"),
+        f"--data.init_args.root={root}", "--data.init_args.num_workers=0", "--data.init_args.batch_size=8",
+        "--data.init_args.num_frames=4", f"--model.init_args.corpus={corpus}", "--trainer.max_epochs=2",
+        "--trainer.limit_val_batches=1", "--trainer.log_every_n_steps=1", "--trainer.enable_progress_bar=false",
+    ]  # fmt: skip
+
+
+def _csv_rows(run: Path) -> list[dict[str, str]]:
+    """metrics.csv without the wall-clock throughput columns."""
+    import csv
+
+    with (run / "metrics.csv").open(newline="") as f:
+        return [{k: v for k, v in row.items() if not k.startswith("perf/")} for row in csv.DictReader(f)]
+
+
+def _tb_scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
+    """TensorBoard scalars as TensorBoard shows them (events purged by a restart are hidden)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    tags = [t for t in acc.Tags()["scalars"] if not t.startswith("perf/")]
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in tags}
+
+
+def test_fit_ckpt_path_last_resumes_the_newest_run_into_its_folder(
+    synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """A run crashed in epoch 1, resumed with `--ckpt_path last`, ends as the uninterrupted run: same folder, same
+    curves (CSV and TensorBoard, the crashed tail hidden), same best and last checkpoints."""
+    import warnings
+
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    args = _logged_fit_args(synthetic_root, tiny_corpus)
+    monkeypatch.setenv("ALT_RUN_VERSION", "straight")
+    assert main(args) == 0
+    monkeypatch.setenv("ALT_RUN_VERSION", "cut")
+    crash = '--trainer.callbacks+={"class_path": "' + __name__ + '.CrashAtStep", "init_args": {"step": 4}}'
+    with pytest.raises(RuntimeError, match="crashed after step 4"):
+        main([*args, crash])
+    runs = tmp_path / "runs" / "demo"
+    assert torch.load(runs / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    monkeypatch.setenv("ALT_RUN_VERSION", "fresh")  # what a new run would be called
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main([*args, "--ckpt_path", "last"]) == 0
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "dirpath has changed" in m or "not empty" in m or "last checkpoint" in m]
+    assert sorted(p.name for p in runs.iterdir()) == ["cut", "latest", "straight"]
+    assert (runs / "latest").resolve() == (runs / "cut").resolve()
+    assert sorted(p.name for p in (runs / "cut" / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    for name in ("last.ckpt", "best.ckpt"):
+        a = torch.load(runs / "straight" / "checkpoints" / name, weights_only=True)
+        b = torch.load(runs / "cut" / "checkpoints" / name, weights_only=True)
+        assert a["global_step"] == b["global_step"] == (6 if name == "last.ckpt" else a["global_step"])
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"]), name
+        score = [v["best_model_score"] for k, v in b["callbacks"].items() if "BestAndLastCheckpoint" in k]
+        assert score == [v["best_model_score"] for k, v in a["callbacks"].items() if "BestAndLastCheckpoint" in k]
+    straight, cut = _csv_rows(runs / "straight"), _csv_rows(runs / "cut")
+    assert [r["step"] for r in cut if r.get("val/top1")] == ["2", "5"]  # validation after each epoch, once
+    assert cut == straight
+    assert _tb_scalars(runs / "cut") == _tb_scalars(runs / "straight")
+
+
+def test_fit_ckpt_path_last_without_a_run_is_a_one_line_error(
+    synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALT_RUN_VERSION", "fresh")
+    with pytest.raises(SystemExit, match=r"no run to resume \(no runs/demo/\*/checkpoints/last.ckpt\)") as err:
+        main([*_logged_fit_args(synthetic_root, tiny_corpus), "--ckpt_path=last"])
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "runs" / "demo" / "fresh").exists()
+
+
+def test_resolve_resume_picks_the_run_folder(tmp_path: Path, monkeypatch) -> None:
+    """Which run a `fit --ckpt_path` continues in: the newest last.ckpt for `last`, a run's own last.ckpt named
+    explicitly, a new folder for any other checkpoint; a version-less logger (protocol units) has one run."""
+    import torch
+    from jsonargparse import Namespace
+
+    from alt_lightning.cli import resolve_resume
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ALT_RUN_VERSION", "new")
+    for version, step, age in (("a", 7, 0), ("b", 5, 100)):
+        folder = tmp_path / "runs" / "demo" / version / "checkpoints"
+        folder.mkdir(parents=True)
+        for name in ("last.ckpt", "best.ckpt"):
+            torch.save({"global_step": step}, folder / name)
+            os.utime(folder / name, (1e9 - age, 1e9 - age))
+    (tmp_path / "runs" / "demo" / "latest").symlink_to("b")  # a finished earlier; a crashed after it
+
+    def cfg(ckpt: str, version: str = "new", save_dir: str = "runs", name: str = "demo") -> Namespace:
+        loggers = [
+            Namespace(class_path=f"lightning.pytorch.loggers.{cls}",
+                      init_args=Namespace(save_dir=save_dir, name=name, version=version))
+            for cls in ("TensorBoardLogger", "CSVLogger")
+        ]  # fmt: skip
+        return Namespace(ckpt_path=ckpt, trainer=Namespace(logger=loggers, default_root_dir=None))
+
+    c = cfg("last")
+    r = resolve_resume(c)
+    assert r is not None and r.same_folder and r.step == 7 and r.run == Path("runs/demo/a")
+    assert c.ckpt_path == "runs/demo/a/checkpoints/last.ckpt" and os.environ["ALT_RUN_VERSION"] == "a"
+    assert [lg.init_args.version for lg in c.trainer.logger] == ["a", "a"]
+    assert c.trainer.logger[0].init_args.purge_step == 7 and "purge_step" not in c.trainer.logger[1].init_args
+
+    c = cfg(str(tmp_path / "runs/demo/b/checkpoints/last.ckpt"))  # named explicitly (absolute path)
+    assert resolve_resume(c).same_folder and [lg.init_args.version for lg in c.trainer.logger] == ["b", "b"]
+
+    monkeypatch.setenv("ALT_RUN_VERSION", "new")
+    for other in ("runs/demo/a/checkpoints/best.ckpt", "elsewhere/last.ckpt"):
+        (tmp_path / other).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"global_step": 1}, tmp_path / other)
+        c = cfg(other)
+        assert not resolve_resume(c).same_folder, other
+        assert [lg.init_args.version for lg in c.trainer.logger] == ["new", "new"], other
+    assert os.environ["ALT_RUN_VERSION"] == "new"
+
+    # A logger without a version level writes into <save_dir>/<name> itself (`alt protocol` units).
+    c = cfg("last", version="", save_dir="runs/demo/b", name="")
+    r = resolve_resume(c)
+    assert r.same_folder and r.run == Path("runs/demo/b") and c.trainer.logger[0].init_args.version == ""
+
+    assert resolve_resume(cfg(None)) is None
+    with pytest.raises(SystemExit, match="no run to resume"):
+        resolve_resume(cfg("last", name="other"))

@@ -1,23 +1,29 @@
 """The ``alt`` command: LightningCLI (fit / validate / test / predict) plus ALT's own subcommands.
 
-``alt fit --config configs/experiments/k400_b16.yaml`` trains; ``alt test --config ... --ckpt_path X.ckpt`` tests with
-the model and data settings restored from the checkpoint (explicit arguments win). Extra subcommands (``alt corpus``,
+``alt fit --config configs/experiments/k400_b16.yaml`` trains (``--ckpt_path last`` resumes the newest run of that
+config in its own folder, see :func:`resolve_resume`); ``alt test --config ... --ckpt_path X.ckpt`` tests with the
+model and data settings restored from the checkpoint (explicit arguments win). Extra subcommands (``alt corpus``,
 ``alt flops``, ...) are plain functions registered in :data:`EXTRA_COMMANDS`.
 """
 
 from __future__ import annotations
 
+import csv
 import importlib
 import json
 import os
+import re
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.loggers import CSVLogger
 
 from alt_lightning.datamodules.base import VideoDataModule
 from alt_lightning.lightning.module import ALTModule
@@ -87,7 +93,7 @@ def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any
                 "init_args": {"every_n_epochs": 5},
             },
             {
-                "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+                "class_path": "alt_lightning.lightning.callbacks.BestAndLastCheckpoint",
                 "init_args": {
                     "monitor": "val/top1",
                     "mode": "max",
@@ -120,9 +126,10 @@ class ALTCLI(LightningCLI):
         self.config = parser.parse_args(_with_checkpoint_defaults(list(sys.argv[1:] if args is None else args)))
 
     def before_instantiate_classes(self) -> None:
-        """Drop default callbacks that the user's settings rule out (no progress bar, no logger)."""
+        """Resolve a resume (``fit --ckpt_path``); drop default callbacks that the settings rule out."""
         cfg = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = cfg.get("trainer") if cfg is not None else None
+        self.resume = resolve_resume(cfg) if self.subcommand == "fit" and cfg is not None else None
         if trainer is None or not trainer.get("callbacks"):
             return
         drop = []
@@ -136,6 +143,18 @@ class ALTCLI(LightningCLI):
 
     def _parse_ckpt_path(self) -> None:
         """Done in :meth:`parse_arguments` instead (Lightning's version lets the checkpoint override the user)."""
+
+    def before_fit(self) -> None:
+        """A run resumed into its own folder keeps its CSV curves up to the checkpoint (see :func:`resolve_resume`)."""
+        resume = getattr(self, "resume", None)
+        if resume is None or not resume.same_folder:
+            return
+        # Lightning warns that the folder of the resumed run is not empty: that is the point of resuming into it.
+        warnings.filterwarnings("ignore", message=f"Checkpoint directory {re.escape(str(resume.checkpoints))}")
+        if self.trainer.is_global_zero:
+            for logger in self.trainer.loggers:
+                if isinstance(logger, CSVLogger) and _same_path(logger.log_dir, resume.run):
+                    _continue_csv_log(logger, resume.step)
 
     def after_fit(self) -> None:
         """Point ``<save_dir>/<name>/latest`` at this run and print where the best checkpoint is."""
@@ -165,6 +184,149 @@ class ALTCLI(LightningCLI):
             if corpus:
                 line += f"  corpus: {corpus.get('name')} {corpus.get('version')} ({str(corpus.get('hash'))[:12]})"
             self.trainer.print(line)
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where ``alt fit --ckpt_path`` resumes from.
+
+    Args:
+        checkpoint: The checkpoint file.
+        step: Its global step.
+        run: The run folder it belongs to (``<save_dir>/<name>/<version>``).
+        same_folder: Whether the resumed run logs into ``run`` again (curves and checkpoints continued).
+    """
+
+    checkpoint: Path
+    step: int
+    run: Path
+    same_folder: bool
+
+    @property
+    def checkpoints(self) -> Path:
+        """The run's checkpoint folder."""
+        return self.run / "checkpoints"
+
+
+def _loggers(trainer: Any) -> list[Any]:
+    """The configured loggers (``class_path``/``init_args`` namespaces) of a parsed ``trainer`` section."""
+    loggers = trainer.get("logger") if trainer is not None else None
+    if loggers is None or isinstance(loggers, bool):
+        return []
+    loggers = loggers if isinstance(loggers, list) else [loggers]
+    return [lg for lg in loggers if getattr(lg, "init_args", None) is not None and "save_dir" in lg.init_args]
+
+
+def _runs_dir(logger: Any) -> Path:
+    """``<save_dir>/<name>`` of a configured logger: the folder of its run versions."""
+    a = logger.init_args
+    return Path(str(a.save_dir), str(a.get("name") or ""))
+
+
+def _log_dir(logger: Any) -> Path:
+    """``<save_dir>/<name>/<version>`` of a configured logger, as Lightning's TensorBoard and CSV loggers place it."""
+    return _runs_dir(logger) / str(logger.init_args.get("version") or "")
+
+
+def _same_path(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def find_last_checkpoint(runs: Path) -> Path | None:
+    """The newest ``<runs>/<version>/checkpoints/last.ckpt`` (by modification time): the run to resume.
+
+    Args:
+        runs: ``<save_dir>/<name>`` of a configuration's logger.
+    """
+    found = [p for p in runs.glob("*/checkpoints/last.ckpt") if p.is_file() and not p.parent.parent.is_symlink()]
+    return max(found, key=lambda p: (p.stat().st_mtime, p.parent.parent.name)) if found else None
+
+
+def resolve_resume(cfg: Any) -> Resume | None:
+    """Resolve ``alt fit --ckpt_path`` and point the loggers of a resumed run at its own folder.
+
+    * ``--ckpt_path last`` resumes the newest run of this configuration's logger: the ``<save_dir>/<name>/<version>``
+      whose ``checkpoints/last.ckpt`` was written last (the ``latest`` link moves only when a fit ends, so it misses
+      interrupted runs); without a logger, ``<default_root_dir>/checkpoints/last.ckpt``. None found: a one-line error.
+    * ``--ckpt_path <save_dir>/<name>/<version>/checkpoints/last.ckpt`` of this configuration's logger (the same run,
+      named explicitly) does the same.
+    * Any other checkpoint (``best.ckpt``, one copied from elsewhere) starts a new run folder: the trainer state is
+      restored, the resumed run's logs and ``best.ckpt`` are left as they are.
+
+    Resuming into the run's folder sets every logger there to that version (and ``ALT_RUN_VERSION``, for DDP
+    processes launched later), so ``ModelCheckpoint`` finds its own folder and restores its best score, ``last.ckpt``
+    and ``best.ckpt`` are overwritten in place, TensorBoard hides events at or after the checkpoint's step
+    (``purge_step``: those of the interrupted tail, which is trained again; Lightning logs step ``k`` at ``k - 1``)
+    and :meth:`ALTCLI.before_fit` keeps the CSV rows before it, so the curves read as those of an uninterrupted run.
+
+    Args:
+        cfg: The parsed ``fit`` configuration (modified in place).
+
+    Returns:
+        The resume, or ``None`` when no checkpoint is given.
+    """
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        return None
+    trainer = cfg.get("trainer")
+    loggers = _loggers(trainer)
+    # A logger with version "" writes straight into <save_dir>/<name> (the protocol runner's units): one run there.
+    versioned = bool(loggers) and loggers[0].init_args.get("version") != ""
+    root = _runs_dir(loggers[0]) if loggers else Path(str(trainer.get("default_root_dir") or "."))
+    if ckpt == "last":
+        if versioned:
+            found, where = find_last_checkpoint(root), f"{root}/*/checkpoints/last.ckpt"
+        else:
+            found = root / "checkpoints" / "last.ckpt"
+            found, where = (found if found.is_file() else None), str(found)
+        if found is None:
+            raise SystemExit(
+                f"alt fit --ckpt_path last: no run to resume (no {where}); start a new run without --ckpt_path, "
+                "or pass a checkpoint file."
+            )
+        cfg.ckpt_path = ckpt = str(found)
+    path = Path(str(ckpt))
+    if not path.is_file():
+        return None  # Lightning's own values ("hpc", "registry") and its error for a missing file
+    step = int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+    run = path.parent.parent
+    own = path.name == "last.ckpt" and path.parent.name == "checkpoints"
+    same = own and _same_path(run.parent if versioned else run, root)
+    if same and versioned:
+        for logger in loggers:  # the run's version for every logger that shares the first one's folder
+            if _same_path(_runs_dir(logger), root):
+                logger.init_args.version = run.name
+        os.environ["ALT_RUN_VERSION"] = run.name
+    for logger in loggers:
+        if same and str(logger.class_path).endswith("TensorBoardLogger") and _same_path(_log_dir(logger), run):
+            logger.init_args.purge_step = step
+            logger.init_args.default_hp_metric = False  # its placeholder at step 0 was logged by the first part
+    return Resume(path, step, run, same)
+
+
+def _continue_csv_log(logger: CSVLogger, step: int) -> None:
+    """Keep the rows of ``metrics.csv`` logged before ``step``; Lightning's CSV logger deletes the file when it opens.
+
+    Rows at or after ``step`` come from the interrupted tail of the run, which the resumed run logs again.
+    """
+    path = Path(logger.log_dir) / "metrics.csv"
+    header: list[str] = []
+    rows: list[dict[str, str]] = []
+    if path.is_file():
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            header = sorted(reader.fieldnames or [])
+            rows = [r for r in reader if r.get("step") not in (None, "") and float(r["step"]) < step]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Experiment logs directory")
+        writer = logger.experiment  # opening the writer removes metrics.csv
+    if not header:
+        return
+    with path.open("w", newline="") as f:
+        out = csv.DictWriter(f, fieldnames=header)
+        out.writeheader()
+        out.writerows(rows)
+    writer.metrics_keys = list(header)  # later rows are appended under this header (a new key rewrites it)
 
 
 def _user_sets_data(argv: list[str]) -> bool:

@@ -186,3 +186,18 @@ def test_missing_reason_tells_missing_from_unreadable(tmp_path, unprivileged) ->
         "not a file",
     ]
     assert missing_reason(tmp_path / "gone.mp4") == "missing file"  # in-process too, as root or not
+
+
+def test_training_item_randomness_follows_the_epoch_its_index_carries(synthetic_root, tmp_path) -> None:
+    """In a worker the dataset's own epoch is that of its pickled copy; an EpochIndex brings the sampler's."""
+    from alt_lightning.datamodules.samplers import EpochIndex
+
+    records = parse_path_label_list(synthetic_root / "train.txt", root=synthetic_root)[:3]
+    ds = _dataset(records, BadFileLog(tmp_path / "bad_videos.csv"), train=True)
+    ds.set_epoch(5)
+    at_5 = [ds[i]["video"] for i in range(3)]
+    ds.set_epoch(0)
+    carried = [ds[EpochIndex(i, 5)]["video"] for i in range(3)]
+    plain = [ds[i]["video"] for i in range(3)]
+    assert all(torch.equal(a, b) for a, b in zip(at_5, carried, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(at_5, plain, strict=True))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
 from types import SimpleNamespace
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
 from alt_lightning.datamodules import VideoDataModule
-from alt_lightning.datamodules.samplers import ShardSampler
+from alt_lightning.datamodules.samplers import DeferredDataLoader, EpochIndex, ShardSampler
 from alt_lightning.model.backbone import PreprocessConfig
 
 
@@ -46,6 +48,43 @@ def test_set_epoch_reshuffles_and_reaches_the_dataset() -> None:
     first = list(s)
     s.set_epoch(1)
     assert items.epoch == 1 and list(s) != first and sorted(s) == sorted(first)
+
+
+class _EpochEcho(_Items):
+    """Items that say which epoch they were drawn for: the index's own, else the (pickled) dataset's."""
+
+    def __getitem__(self, index: int) -> tuple[int, int, int]:
+        return int(index), getattr(index, "epoch", -1), self.epoch
+
+
+def test_training_indices_carry_their_epoch_through_pickling() -> None:
+    s = ShardSampler(_Items(10), shuffle=True, seed=0)
+    s.set_epoch(3)
+    drawn = list(s)
+    assert all(isinstance(i, EpochIndex) and i.epoch == 3 for i in drawn)
+    back = pickle.loads(pickle.dumps(drawn))
+    assert back == drawn and [i.epoch for i in back] == [3] * 10
+    assert not any(isinstance(i, EpochIndex) for i in ShardSampler(_Items(10)))  # evaluation: plain indices
+
+
+def test_deferred_loader_draws_after_set_epoch_with_workers() -> None:
+    """Lightning calls iter() on a resumed run's loader before set_epoch; the epoch set later must still apply.
+
+    A plain DataLoader with workers draws its first indices and pickles the dataset when iter() is called: epoch 0's
+    order, and items seeded with epoch 0.
+    """
+    items = _EpochEcho(12)
+    sampler = ShardSampler(items, shuffle=True, seed=0)
+    expected = ShardSampler(_Items(12), shuffle=True, seed=0)
+    expected.set_epoch(2)
+    loader = DeferredDataLoader(items, batch_size=4, sampler=sampler, num_workers=2)
+    iterator = iter(loader)  # as Lightning's fit loop does before restoring the epoch
+    sampler.set_epoch(2)
+    batches = list(iterator)
+    assert len(loader) == 3 and len(batches) == 3
+    index, index_epoch, dataset_epoch = (torch.cat([b[k] for b in batches]).tolist() for k in range(3))
+    assert index == [int(i) for i in expected]
+    assert index_epoch == [2] * 12 and dataset_epoch == [2] * 12
 
 
 def test_transform_follows_the_attached_backbone() -> None:

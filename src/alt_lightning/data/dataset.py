@@ -98,7 +98,9 @@ class VideoDataset(Dataset):
         train: Random sampling and bad-video redraws when ``True``; every view of every video otherwise.
         split: Name used in logs (``"train"``, ``"val"``, ``"test"``).
         seed: Base seed; item randomness depends only on ``(seed, epoch, index)``, so runs are reproducible
-            with any number of workers.
+            with any number of workers. The epoch is the one the index carries when the sampler yields
+            :class:`~alt_lightning.datamodules.samplers.EpochIndex` (always, in training through the DataModules),
+            else :attr:`epoch` (``set_epoch``), which inside a worker process is that of the pickled copy.
         bad_file_log: Where bad videos are recorded; ``None`` logs them only through ``logging``.
         decode_timeout_s: Time limit per video, so a broken file never hangs a run.
         max_redraws: Training redraws before giving up with an error (a sign the dataset is mostly broken).
@@ -146,7 +148,7 @@ class VideoDataset(Dataset):
         return len(self.records) * self.num_views
 
     def set_epoch(self, epoch: int) -> None:
-        """Change the training randomness (called by the sampler at each epoch)."""
+        """Change the training randomness of indices that carry no epoch (called by the sampler at each epoch)."""
         self.epoch = epoch
 
     def frame_indices(self, num_frames: int, clip: int, rng: np.random.Generator | None) -> list[int]:
@@ -182,6 +184,8 @@ class VideoDataset(Dataset):
             self.bad_file_log.add(self.split, record, reason, action)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        epoch = getattr(index, "epoch", self.epoch)  # an EpochIndex from the training sampler brings its own
+        index = int(index)
         rec_idx, view = divmod(index, self.num_views)
         record = self.records[rec_idx]
         if not self.train:
@@ -194,7 +198,7 @@ class VideoDataset(Dataset):
                 size = int(getattr(self.transform, "size", 0))
                 video, ok = torch.zeros(s.num_frames, 3, size, size), False
             return self._item(video, record, rec_idx, view, ok)
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        rng = np.random.default_rng([self.seed, epoch, index])
         last: BaseException | None = None
         for _ in range(self.max_redraws + 1):
             try:

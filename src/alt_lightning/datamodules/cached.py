@@ -317,14 +317,14 @@ class CachedFeatureDataModule(VideoDataModule):
             return self.base._loader(split)
         trainer = getattr(self, "trainer", None)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        from alt_lightning.datamodules.samplers import ShardSampler, resume_skip_from
+        from alt_lightning.datamodules.samplers import DeferredDataLoader, ShardSampler, resume_skip_from
 
         # The same sampler as decoding: shuffled by (seed, epoch) in training; every item exactly once in evaluation.
         train = split == "train"
         skip = resume_skip_from(trainer, self.cfg.batch_size) if train and trainer is not None else None
         sampler = ShardSampler(ds, num_replicas=world, rank=rank, shuffle=train, seed=self.cfg.seed, resume_skip=skip)
         workers = self.cached_num_workers
-        return DataLoader(
+        return DeferredDataLoader(
             ds,
             batch_size=self.cached_batch_size,
             sampler=sampler,

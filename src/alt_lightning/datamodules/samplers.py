@@ -1,4 +1,16 @@
-"""Samplers that make training reproducible and evaluation exact under DDP."""
+"""Samplers and the DataLoader that make training reproducible (resumes included) and evaluation exact under DDP.
+
+How a training item's randomness stays a function of ``(seed, epoch, index)``, with or without worker processes and
+across resumes:
+
+* The epoch comes from Lightning's ``set_epoch`` on the sampler (the fit loop's epoch counter).
+* :class:`DeferredDataLoader` creates its real iterator at the first batch request, not at ``iter()``. Lightning's
+  fit loop calls ``iter()`` on the training loader before it restores the epoch of a resumed run and calls
+  ``set_epoch``; a plain multi-worker iterator would then draw the first indices from the sampler and start its
+  workers right away, so the first epoch after a resume had epoch 0's order and no mid-epoch skip.
+* :class:`ShardSampler` yields each training index as an :class:`EpochIndex`, an ``int`` that carries its epoch, so
+  the dataset's per-item RNG never depends on the epoch of a dataset copy pickled into a worker earlier.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +19,68 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+
+class EpochIndex(int):
+    """A dataset index that carries the training epoch it was drawn for.
+
+    It is a plain ``int`` to any dataset that ignores it; :class:`~alt_lightning.data.dataset.VideoDataset` seeds the
+    item's augmentation from ``(seed, epoch, index)`` with this epoch instead of its own ``epoch`` attribute, which
+    in a DataLoader worker is whatever it was when the dataset was pickled there.
+
+    Args:
+        index: The dataset index.
+        epoch: The epoch of the permutation it comes from.
+    """
+
+    epoch: int
+
+    def __new__(cls, index: int, epoch: int) -> EpochIndex:  # noqa: D102
+        self = super().__new__(cls, index)
+        self.epoch = int(epoch)
+        return self
+
+    def __reduce__(self) -> tuple[Any, tuple[int, int]]:
+        return (EpochIndex, (int(self), self.epoch))
+
+
+class DeferredDataLoader(DataLoader):
+    """A ``DataLoader`` whose iterator (sampler order, worker processes) starts at the first batch, not at ``iter()``.
+
+    Lightning 2.6's fit loop calls ``iter()`` on the training loader in ``setup_data``, before a resumed run's loop
+    state is final and before ``set_epoch``; its training-epoch loop then uses that iterator for the first epoch of
+    a resumed run. With ``num_workers > 0`` PyTorch's iterator prefetches indices from the sampler and pickles the
+    dataset to the workers when it is created, i.e. with the wrong epoch and before the mid-epoch skip is known.
+    Deferring the creation to the first ``next()`` (inside the epoch loop, after every reset and ``set_epoch``) makes
+    the order the same with any worker count. Anything else is plain ``DataLoader``.
+    """
+
+    def __iter__(self) -> _DeferredIterator:  # type: ignore[override]
+        return _DeferredIterator(self)
+
+
+class _DeferredIterator:
+    """The iterator of a :class:`DeferredDataLoader`: creates the real one on the first ``next()``."""
+
+    def __init__(self, loader: DeferredDataLoader) -> None:
+        self._loader = loader
+        self._iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> _DeferredIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = DataLoader.__iter__(self._loader)
+        return next(self._iterator)
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A started DataLoader iterator cannot be pickled; a copy starts afresh.
+        return {"_loader": self._loader, "_iterator": None}
 
 
 class ShardSampler(DistributedSampler):
@@ -19,7 +92,9 @@ class ShardSampler(DistributedSampler):
     batch more or less, which evaluation tolerates because metrics are gathered once at epoch end.
 
     Being a ``DistributedSampler`` subclass, Lightning keeps it instead of injecting its own (which pads).
-    ``set_epoch`` also forwards the epoch to the dataset, whose augmentation RNG depends on it.
+    ``set_epoch`` also forwards the epoch to the dataset, whose augmentation RNG depends on it, and training indices
+    are yielded as :class:`EpochIndex` (carrying the epoch into worker processes). The order is computed when
+    ``__iter__`` runs; use it with :class:`DeferredDataLoader` so that this happens after Lightning's ``set_epoch``.
 
     Resuming mid-epoch: Lightning restarts a plain (non-stateful) training loader from the start of the epoch and runs
     only the batches that are left, so without help the epoch's first batches would be trained twice and its last
@@ -58,12 +133,13 @@ class ShardSampler(DistributedSampler):
         n = len(self.dataset)  # type: ignore[arg-type]
         if not self.shuffle:
             return iter(range(self.rank, n, self.num_replicas))
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(n).tolist()
+        epoch = int(self.epoch)
+        order = np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
         # Pad by wrapping (training only); repeat whole permutations when there are fewer items than ranks.
         order = (order * math.ceil(self.total_size / n))[: self.total_size]
         mine = order[self.rank : self.total_size : self.num_replicas]
         skip = self.resume_skip() if self.resume_skip is not None else 0
-        return iter(mine[skip:])
+        return iter([EpochIndex(i, epoch) for i in mine[skip:]])
 
     def __len__(self) -> int:
         return self.num_samples
@@ -78,7 +154,9 @@ class ShardSampler(DistributedSampler):
 def resume_skip_from(trainer: Any, batch_size: int) -> Callable[[], int]:
     """A ``resume_skip`` for :class:`ShardSampler`: the items this rank consumed before a mid-epoch checkpoint.
 
-    Non-zero only while Lightning's fit loop is restarting an epoch from a checkpoint, and only once per restart.
+    Non-zero only while Lightning's fit loop is restarting an epoch from a checkpoint, and only once per restart. It
+    reads the loop's progress when the sampler's ``__iter__`` runs, which :class:`DeferredDataLoader` places at the
+    first batch of the epoch, after Lightning has restored and reset its loops.
     """
     done: set[int] = set()
 

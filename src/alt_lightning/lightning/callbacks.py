@@ -4,6 +4,8 @@
   its label and top-k classes with scores (views already aggregated by the module).
 * :class:`ThroughputMonitor` logs clips/s and frames/s of every training epoch.
 * :class:`StepSeed` makes the training step's randomness a function of the step, so resumed runs match.
+* :class:`BestAndLastCheckpoint` keeps ``best.ckpt`` (best monitored score) and ``last.ckpt`` (state after the last
+  training epoch, what ``alt fit --ckpt_path last`` resumes from).
 * :class:`AlignmentHeatmapLogger` draws, every N validation epochs, a few validation frames with each region
   coloured by the entity it was aligned to, into TensorBoard.
 
@@ -26,7 +28,8 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from alt_lightning.model.region_encoder import region_assignment
 
@@ -221,6 +224,50 @@ class StepSeed(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         torch.manual_seed(self.step_seed(trainer.global_step, trainer.global_rank))  # CPU and every CUDA device
+
+
+# ----------------------------------------------------------------------------------------------- checkpoints
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` is the state after every training epoch and at fit end.
+
+    Under Lightning 2.6, ``save_last=True`` rewrites ``last.ckpt`` only at a step where a top-k checkpoint is written
+    too: once the monitored score stops improving, ``last.ckpt`` stays at the best epoch (a resume redoes the epochs
+    after it; a test of "the last weights" tests the best ones), and without validation it is written only when the
+    fit ends. Here, with ``save_last=True``, ``last.ckpt`` is also written at the end of every training epoch (after
+    that epoch's validation, so it holds the updated best score) and at the end of fit (``max_steps``, early
+    stopping), unless it already holds this global step. Top-k selection (``best.ckpt``) is Lightning's, unchanged;
+    ``save_last="link"`` and ``False`` keep Lightning's behaviour.
+
+    Takes ``ModelCheckpoint``'s arguments.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._last_written_step = 0  # as Lightning: nothing to write before the first step
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        super().on_train_epoch_end(trainer, pl_module)
+        self._write_last(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
+        super().on_train_end(trainer, pl_module)
+        self._write_last(trainer)
+
+    def _save_last_checkpoint(self, trainer: pl.Trainer, monitor_candidates: dict[str, torch.Tensor]) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self.save_last:
+            self._last_written_step = trainer.global_step
+
+    def _write_last(self, trainer: pl.Trainer) -> None:
+        if (
+            self.save_last is not True
+            or self._last_written_step == trainer.global_step
+            or bool(trainer.fast_dev_run)
+            or trainer.sanity_checking
+            or trainer.state.fn != TrainerFn.FITTING
+        ):
+            return
+        self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 # ----------------------------------------------------------------------------------------------- heatmaps
