@@ -60,7 +60,7 @@ def test_fit_then_test_in_process(synthetic_root: Path, tiny_corpus: Path, tmp_p
     assert state["alt"]["class_names"][0] == "red square moving right"
     assert main(["test", *_fit_args(synthetic_root, tiny_corpus, tmp_path), f"--ckpt_path={ckpts[0]}"]) == 0
     out = capsys.readouterr().out
-    assert "test top-1:" in out and "videos: 12" in out and "failed: 0" in out
+    assert "test top-1:" in out and "videos listed: 12  evaluated: 12  failed: 0  missing: 0" in out
 
 
 def test_test_restores_model_and_data_settings_from_checkpoint(
@@ -86,7 +86,7 @@ def test_test_restores_model_and_data_settings_from_checkpoint(
         == 0
     )
     out = capsys.readouterr().out
-    assert "videos: 12" in out
+    assert "evaluated: 12" in out
     cfg = yaml.safe_load((next(tmp_path.rglob("config.yaml"))).read_text())
     assert cfg["data"]["init_args"]["num_frames"] == 4
 
@@ -136,7 +136,7 @@ def test_alt_fit_and_test_under_torchrun_ddp(synthetic_root: Path, tiny_corpus: 
     test = subprocess.run([*run, "test", *common, f"--ckpt_path={ckpt}"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert test.returncode == 0, test.stderr[-3000:]
-    assert "videos: 12" in test.stdout
+    assert "videos listed: 12  evaluated: 12  failed: 0  missing: 0" in test.stdout
     rows = (tmp_path / "runs" / "demo" / "ddp-test-eval" / "predictions_test.csv").read_text().splitlines()
     assert len(rows) == 1 + 12  # every test video once, gathered from both ranks
 
@@ -322,3 +322,153 @@ def test_resolve_resume_picks_the_run_folder(tmp_path: Path, monkeypatch) -> Non
     assert resolve_resume(cfg(None)) is None
     with pytest.raises(SystemExit, match="no run to resume"):
         resolve_resume(cfg("last", name="other"))
+
+
+# ----------------------------------------------------------------------------------------------- checkpoint checks
+@pytest.fixture(scope="module")
+def demo_checkpoint(synthetic_root: Path, tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One epoch (1 batch) of the demo config on the synthetic data: its best.ckpt."""
+    tmp = tmp_path_factory.mktemp("demo_fit")
+    args = _fit_args(synthetic_root, tiny_corpus, tmp, epochs=1)
+    old = Path.cwd()
+    os.chdir(tmp)
+    try:
+        assert main(["fit", *args, "--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]) == 0
+    finally:
+        os.chdir(old)
+    return next(tmp.rglob("best.ckpt"))
+
+
+def _test_args(root: Path, corpus: Path, tmp: Path) -> list[str]:
+    return [a for a in _fit_args(root, corpus, tmp) if not a.startswith("--trainer.max_epochs")]
+
+
+@pytest.mark.parametrize("subcommand", ["test", "validate"])
+def test_evaluating_without_a_checkpoint_is_refused(
+    subcommand: str, synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """No --ckpt_path would score an untrained adapter: refused in one line, before anything is built."""
+    import alt_lightning.lightning.module as module
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "load_clip", lambda *a, **k: pytest.fail("a model was built"))
+    with pytest.raises(SystemExit) as err:
+        main([subcommand, *_test_args(synthetic_root, tiny_corpus, tmp_path)])
+    message = str(err.value.code)
+    assert "\n" not in message and "--ckpt_path" in message and "--zero_shot_from_clip" in message, message
+
+
+def test_init_weights_count_as_trained_weights() -> None:
+    """`model.init_args.init_weights` loads trained weights without --ckpt_path: not refused."""
+    from jsonargparse import Namespace
+
+    from alt_lightning.cli import _check_weights_source
+
+    model = Namespace(class_path="alt_lightning.lightning.ALTModule", init_args=Namespace(init_weights="k400.ckpt"))
+    _check_weights_source("test", Namespace(ckpt_path=None, zero_shot_from_clip=False, model=model))
+    with pytest.raises(SystemExit, match="not both"):
+        _check_weights_source("test", Namespace(ckpt_path=None, zero_shot_from_clip=True, model=model))
+    model.init_args.init_weights = None
+    with pytest.raises(SystemExit, match="untrained adapter"):
+        _check_weights_source("validate", Namespace(ckpt_path=None, zero_shot_from_clip=False, model=model))
+
+
+def test_zero_shot_from_clip_tests_clip_alone_and_says_so(
+    synthetic_root: Path, tiny_corpus: Path, demo_checkpoint: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from alt_lightning.cli import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    args = _test_args(synthetic_root, tiny_corpus, tmp_path)
+    cli = run_cli(["test", *args, "--zero_shot_from_clip"])
+    assert float(cli.model.model.adapter.gamma) == 0.0  # z = mean frame cls embedding: CLIP's own classifier
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test top-1:"))
+    assert "CLIP zero-shot" in line and "no trained weights" in line, line
+    with pytest.raises(SystemExit, match="not both"):
+        main(["test", *args, "--zero_shot_from_clip", f"--ckpt_path={demo_checkpoint}"])
+    with pytest.raises(SystemExit, match="test, validate or predict"):
+        main(["fit", *args, "--zero_shot_from_clip"])
+
+
+def test_backbone_mismatch_is_found_before_texts_are_embedded(
+    synthetic_root: Path, tiny_corpus: Path, demo_checkpoint: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Other backbone weights or architecture than the checkpoint's: one line, before the corpus is embedded."""
+    import torch
+
+    import alt_lightning.lightning.module as module
+
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other_weights.pt"
+    torch.save(module.load_clip("alt-tiny", seed=1).state_dict(), other)
+    built: list[str] = []
+    real_load_clip = module.load_clip
+    monkeypatch.setattr(module, "load_clip", lambda name, *a, **k: built.append(name) or real_load_clip(name, *a, **k))
+    embedded: list[int] = []
+    monkeypatch.setattr(module, "cached_text_embeddings", lambda *a, **k: embedded.append(1) or pytest.fail("embedded"))
+    monkeypatch.setattr(module, "class_text_embeddings", lambda *a, **k: embedded.append(1) or pytest.fail("embedded"))
+    args = [*_test_args(synthetic_root, tiny_corpus, tmp_path), f"--ckpt_path={demo_checkpoint}"]
+    with pytest.raises(SystemExit) as err:
+        main(["test", *args, f"--model.init_args.pretrained={other}"])
+    message = str(err.value.code)
+    assert "\n" not in message and "fingerprint" in message and "pretrained" in message, message
+    assert built == ["alt-tiny"] and embedded == []  # the backbone was built and checked, nothing embedded
+    built.clear()
+    with pytest.raises(SystemExit, match="model_name"):
+        main(["test", *args, "--model.init_args.model_name=ViT-L-14"])
+    assert built == [] and embedded == []  # another architecture: refused before the backbone is even built
+
+
+SUBCLASS = '''
+import torch
+from alt_lightning.lightning import ALTModule
+
+
+class BiasedALT(ALTModule):
+    """ALT with one extra trainable parameter (a per-class logit bias)."""
+
+    def configure_classifier(self):
+        classifier = super().configure_classifier()
+        self.class_bias = torch.nn.Parameter(torch.zeros(len(self.class_names)))
+        return classifier
+'''
+
+
+def test_checkpoint_of_a_subclass_is_tested_with_its_class(
+    synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The checkpoint records its class: `alt test --config <ALTModule config> --ckpt_path <subclass ckpt>` uses it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_alt_subclass.py").write_text(SUBCLASS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fit = _fit_args(synthetic_root, tiny_corpus, tmp_path, epochs=1)
+    limits = ["--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
+    assert main(["fit", *fit, *limits, "--model.class_path=my_alt_subclass.BiasedALT"]) == 0
+    ckpt = next(tmp_path.rglob("best.ckpt"))
+    args = [*_test_args(synthetic_root, tiny_corpus, tmp_path), f"--ckpt_path={ckpt}"]
+    assert main(["test", *args]) == 0  # demo.yaml names ALTModule; the checkpoint's class wins over config files
+    assert "test top-1:" in capsys.readouterr().out
+    # A class named on the command line wins, and one whose weights do not fit is refused in one line.
+    with pytest.raises(SystemExit) as err:
+        main(["test", *args, "--model.class_path=alt_lightning.lightning.ALTModule"])
+    message = str(err.value.code)
+    assert "\n" not in message and "--model.class_path my_alt_subclass.BiasedALT" in message, message
+
+
+def test_summary_line_accounts_for_every_listed_video(
+    synthetic_root: Path, tiny_corpus: Path, demo_checkpoint: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """listed = evaluated + failed + missing on a test list with a missing and an undecodable file."""
+    monkeypatch.chdir(tmp_path)
+    lines = (synthetic_root / "test.txt").read_text().splitlines()
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(4000))
+    lines += [f"{garbage} 1", f"{tmp_path / 'gone.mp4'} 2"]
+    test_list = tmp_path / "test_bad.txt"
+    test_list.write_text("\n".join(lines) + "\n")
+    args = [*_test_args(synthetic_root, tiny_corpus, tmp_path), f"--ckpt_path={demo_checkpoint}"]
+    for policy in ("report", "keep"):  # keep: the missing file reaches the loader and fails, still counted missing
+        data = [f"--data.init_args.test_list={test_list}", f"--data.init_args.missing={policy}"]
+        assert main(["test", *args, *data]) == 0
+        line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("test top-1:"))
+        assert "videos listed: 14  evaluated: 12  failed: 1  missing: 1" in line, (policy, line)

@@ -2,7 +2,9 @@
 
 ``alt fit --config configs/experiments/k400_b16.yaml`` trains (``--ckpt_path last`` resumes the newest run of that
 config in its own folder, see :func:`resolve_resume`); ``alt test --config ... --ckpt_path X.ckpt`` tests with the
-model and data settings restored from the checkpoint (explicit arguments win). Extra subcommands (``alt corpus``,
+model and data settings restored from the checkpoint (explicit arguments win; the checkpoint's model class wins
+over config files), its backbone checked before anything expensive is built. ``alt test`` without a checkpoint is
+refused unless ``--zero_shot_from_clip`` asks for CLIP's own zero-shot classifier. Extra subcommands (``alt corpus``,
 ``alt flops``, ...) are plain functions registered in :data:`EXTRA_COMMANDS`.
 """
 
@@ -26,7 +28,8 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from alt_lightning.datamodules.base import VideoDataModule
-from alt_lightning.lightning.module import ALTModule
+from alt_lightning.lightning.module import ALTModule, CheckpointMismatchError, expect_checkpoint
+from alt_lightning.protocols.report import VIDEO_COUNTS
 
 #: ``alt <name> ...`` -> ``"module:function"`` taking ``argv`` and returning an exit code.
 EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
@@ -113,6 +116,13 @@ class ALTCLI(LightningCLI):
         """Class names flow from the DataModule to the model, so configs never repeat them."""
         parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
         parser.set_defaults({f"trainer.{k}": v for k, v in trainer_defaults().items()})
+        parser.add_argument(
+            "--zero_shot_from_clip",
+            action="store_true",
+            help="validate/test/predict without trained weights: the adapter's residual weight is set to 0, so the "
+            "video vector is CLIP's mean frame embedding (CLIP's own zero-shot classifier). Without it, validate and "
+            "test need --ckpt_path (or model.init_args.init_weights) and refuse to score an untrained adapter.",
+        )
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
         """Parse, with a checkpoint's model and data settings as defaults under the user's own arguments.
@@ -126,8 +136,10 @@ class ALTCLI(LightningCLI):
         self.config = parser.parse_args(_with_checkpoint_defaults(list(sys.argv[1:] if args is None else args)))
 
     def before_instantiate_classes(self) -> None:
-        """Resolve a resume (``fit --ckpt_path``); drop default callbacks that the settings rule out."""
+        """Check where the weights come from; resolve a resume (``fit --ckpt_path``); drop ruled-out callbacks."""
         cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        if self.subcommand and cfg is not None:
+            _check_weights_source(self.subcommand, cfg)
         trainer = cfg.get("trainer") if cfg is not None else None
         self.resume = resolve_resume(cfg) if self.subcommand == "fit" and cfg is not None else None
         if trainer is None or not trainer.get("callbacks"):
@@ -156,6 +168,40 @@ class ALTCLI(LightningCLI):
                 if isinstance(logger, CSVLogger) and _same_path(logger.log_dir, resume.run):
                     _continue_csv_log(logger, resume.step)
 
+    def instantiate_classes(self) -> None:
+        """Instantiate, checking the backbone against the checkpoint's before the corpus and prompts are embedded."""
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        ckpt = cfg.get("ckpt_path") if cfg is not None else None
+        meta = _checkpoint_meta(ckpt) if ckpt else None
+        if not meta:
+            super().instantiate_classes()
+            return
+        with expect_checkpoint(str(ckpt), meta) as expected:
+            try:
+                super().instantiate_classes()
+            except Exception:
+                if expected.error is not None:  # jsonargparse wraps what the constructor raised: raise it as is
+                    raise expected.error from None
+                raise
+
+    def _zero_shot_from_clip(self) -> bool:
+        cfg = self.config.get(self.subcommand) if self.subcommand else self.config
+        return bool(cfg is not None and cfg.get("zero_shot_from_clip"))
+
+    def _weights_note(self) -> str:
+        return "  (CLIP zero-shot: no trained weights)" if self._zero_shot_from_clip() else ""
+
+    def before_validate(self) -> None:
+        """``--zero_shot_from_clip``: CLIP's own classifier (see :meth:`ALTModule.use_clip_zero_shot`)."""
+        if self._zero_shot_from_clip():
+            try:
+                self.model.use_clip_zero_shot()
+            except ValueError as err:
+                raise SystemExit(f"alt {self.subcommand}: --zero_shot_from_clip: {err}") from None
+
+    before_test = before_validate
+    before_predict = before_validate
+
     def after_fit(self) -> None:
         """Point ``<save_dir>/<name>/latest`` at this run and print where the best checkpoint is."""
         cb = self.trainer.checkpoint_callback
@@ -172,18 +218,63 @@ class ALTCLI(LightningCLI):
                 self.trainer.print(f"best checkpoint: {best}")
 
     def after_test(self) -> None:
-        """Print the headline numbers and the corpus the checkpoint used."""
+        """Print the headline numbers, what became of every listed video, and the corpus the checkpoint used."""
+        self._print_eval("test")
+
+    def after_validate(self) -> None:
+        """The same line as ``alt test`` prints, for the validation split."""
+        self._print_eval("val")
+
+    def _print_eval(self, stage: str) -> None:
         m = self.trainer.callback_metrics
-        if self.trainer.is_global_zero and "test/top1" in m:
-            corpus = getattr(self.model, "corpus_info", {})
-            line = (
-                f"test top-1: {100 * float(m['test/top1']):.2f}%  top-5: {100 * float(m['test/top5']):.2f}%  "
-                f"mean-class: {100 * float(m['test/mean_class']):.2f}%  videos: {int(m['test/videos'])}  "
-                f"failed: {int(m['test/failed_videos'])}"
-            )
-            if corpus:
-                line += f"  corpus: {corpus.get('name')} {corpus.get('version')} ({str(corpus.get('hash'))[:12]})"
-            self.trainer.print(line)
+        if not self.trainer.is_global_zero or f"{stage}/top1" not in m:
+            return
+        corpus = getattr(self.model, "corpus_info", {})
+        line = (
+            f"{'test' if stage == 'test' else 'validation'} top-1: {100 * float(m[f'{stage}/top1']):.2f}%  "
+            f"top-5: {100 * float(m[f'{stage}/top5']):.2f}%  mean-class: {100 * float(m[f'{stage}/mean_class']):.2f}%"
+        )
+        counts = {k: int(m[f"{stage}/videos_{k}"]) for k in VIDEO_COUNTS if f"{stage}/videos_{k}" in m}
+        if counts:
+            line += "  videos " + "  ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items() if k != "not_run")
+            if counts.get("not_run"):
+                line += f"  not run: {counts['not_run']} (limit_{stage}_batches)"
+        line += self._weights_note()
+        if corpus:
+            line += f"  corpus: {corpus.get('name')} {corpus.get('version')} ({str(corpus.get('hash'))[:12]})"
+        self.trainer.print(line)
+
+
+def _check_weights_source(subcommand: str, cfg: Any) -> None:
+    """Refuse to validate or test an untrained adapter unless ``--zero_shot_from_clip`` asks for CLIP alone.
+
+    Raises:
+        SystemExit: With one line naming the cause and the fix.
+    """
+    zero_shot = bool(cfg.get("zero_shot_from_clip"))
+    init_weights = cfg.get("model.init_args.init_weights") if cfg.get("model") is not None else None
+    trained = cfg.get("ckpt_path") or init_weights
+    if zero_shot and subcommand == "fit":
+        raise SystemExit("alt fit: --zero_shot_from_clip belongs to test, validate or predict (nothing is trained).")
+    if zero_shot and trained:
+        what = "--ckpt_path" if cfg.get("ckpt_path") else "model.init_args.init_weights"
+        raise SystemExit(
+            f"alt {subcommand}: --zero_shot_from_clip tests CLIP without trained weights, {what} loads trained "
+            "weights: give one of them, not both."
+        )
+    if subcommand in ("validate", "test") and not trained and not zero_shot:
+        raise SystemExit(
+            f"alt {subcommand}: no --ckpt_path: this would score an untrained adapter. Pass --ckpt_path <checkpoint> "
+            "(e.g. runs/<name>/latest/checkpoints/best.ckpt), or --zero_shot_from_clip to evaluate CLIP's own "
+            "zero-shot classifier."
+        )
+
+
+def _checkpoint_meta(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``alt`` entry (backbone, corpus, classes) of an ALT checkpoint; ``None`` when there is none to read."""
+    if not Path(path).is_file():
+        return None
+    return dict(torch.load(path, weights_only=True, map_location="cpu").get("alt") or {}) or None
 
 
 @dataclass(frozen=True)
@@ -369,7 +460,7 @@ def _with_checkpoint_defaults(argv: list[str]) -> list[str]:
     if not ckpt or not Path(ckpt).is_file():
         return argv
     saved = torch.load(ckpt, weights_only=True, map_location="cpu")
-    injected = []
+    injected, last = [], []
     sources = [("model", "hyper_parameters")]
     if not _user_sets_data(argv[1:]):
         sources.append(("data", "datamodule_hyper_parameters"))
@@ -382,8 +473,30 @@ def _with_checkpoint_defaults(argv: list[str]) -> list[str]:
         if key == "model":
             for linked in LINKED_MODEL_ARGS:
                 hp.pop(linked, None)
+            if not _user_sets_model_class(argv[1:]):
+                # The weights fit only the class that saved them: it wins over a config's class_path (an ALTModule
+                # config testing a subclass's checkpoint); a class named on the command line wins over it.
+                _check_importable(class_path, ckpt)
+                last.append(f"--model.class_path={class_path}")
         injected.append(f"--{key}={json.dumps({'class_path': class_path, 'init_args': hp})}")
-    return [argv[0], *injected, *argv[1:]]
+    return [argv[0], *injected, *argv[1:], *last]
+
+
+def _user_sets_model_class(argv: list[str]) -> bool:
+    """Whether the command line (not a config file) names the model class: ``--model X`` or ``--model.class_path``."""
+    return any(a.split("=", 1)[0] in ("--model", "--model.class_path") for a in argv)
+
+
+def _check_importable(class_path: str, ckpt: str) -> None:
+    """Stop in one line when a checkpoint's model class cannot be imported here."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise SystemExit(
+            f"{ckpt} was saved by the model class {class_path}, which cannot be imported here ({err}): put its module "
+            "on PYTHONPATH, or name a class that holds the same weights with --model.class_path."
+        ) from None
 
 
 def _print_extra_help() -> None:
@@ -413,6 +526,8 @@ def main(args: list[str] | None = None) -> int:
         _print_extra_help()
     try:
         run_cli(argv)
+    except CheckpointMismatchError as err:
+        raise SystemExit(f"alt {argv[0]}: {err}") from None
     finally:
         _close_process_group()
     return 0

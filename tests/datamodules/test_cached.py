@@ -77,7 +77,7 @@ def test_fit_and_test_from_the_cache_match_decoding(synthetic_root: Path, module
     assert cached["views"] == decoded["views"] == 2 and cached["num_videos"] == decoded["num_videos"] == 12
     assert torch.equal(cached["index"], decoded["index"]) and torch.equal(cached["label"], decoded["label"])
     assert torch.allclose(cached["probs"], decoded["probs"], atol=1e-4, rtol=0)  # float16 storage
-    for k in ("test/top1", "test/top5", "test/mean_class", "test/videos", "test/failed_videos"):
+    for k in ("test/top1", "test/top5", "test/mean_class", "test/videos_evaluated", "test/videos_failed"):
         assert float(cached_metrics[k]) == float(decoded_metrics[k]), k
 
 
@@ -133,11 +133,12 @@ def test_failed_videos_are_counted_from_the_cache(synthetic_root: Path, module_k
     torch.manual_seed(0)
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
     trainer = _trainer(tmp_path, limit_val_batches=0)
-    with pytest.warns(UserWarning, match="1 of 5 test videos could not be decoded"):
+    with pytest.warns(UserWarning, match="test: 1 of 5 listed videos could not be decoded"):
         trainer.fit(model, dm)
         trainer.test(model, dm)
-    assert float(trainer.callback_metrics["test/failed_videos"]) == 1.0
-    assert float(trainer.callback_metrics["test/videos"]) == 5.0
+    assert float(trainer.callback_metrics["test/videos_failed"]) == 1.0
+    assert float(trainer.callback_metrics["test/videos_evaluated"]) == 4.0
+    assert float(trainer.callback_metrics["test/videos_listed"]) == 5.0
     train_cache = dm.caches["train"]
     assert train_cache.num_items == 9 and train_cache.num_failed_videos == 1 and len(dm.dataset("train")) == 8
     assert "val" not in dm.caches  # validation was disabled: never encoded
@@ -261,7 +262,7 @@ def test_alt_fit_and_test_from_the_cache_with_default_callbacks(
     assert "perf/clips_per_s" in metrics
     ckpt = next(tmp_path.rglob("best.ckpt"))
     assert alt_main(["test", "--config", str(path), f"--ckpt_path={ckpt}"]) == 0
-    assert "videos: 12" in capsys.readouterr().out
+    assert "videos listed: 12  evaluated: 12  failed: 0  missing: 0" in capsys.readouterr().out
     assert len((next(tmp_path.rglob("predictions_test.csv"))).read_text().splitlines()) == 1 + 12
 
 
@@ -278,7 +279,7 @@ def test_datamodule_option_reads_the_test_split_from_the_cache(
         dm = _base(synthetic_root, tmp_path, test_clips=2, feature_dir=str(tmp_path / "features"))
         got = _trainer(tmp_path).test(model, dm, verbose=False)[0]
         assert got["test/top1"] == pytest.approx(want["test/top1"], abs=1e-6)
-        assert got["test/videos"] == want["test/videos"] == 12
+        assert got["test/videos_evaluated"] == want["test/videos_evaluated"] == 12
         caches = list_caches(tmp_path / "features")
         assert len(caches) == 1 and caches[0].num_items == 12 * 2
         stamps.append((caches[0].directory / "index.json").stat().st_mtime_ns)

@@ -120,7 +120,7 @@ def test_two_process_evaluation_scores_every_view_once_and_matches_one_process(
         assert r["label"] == one["label"]
         for p, q in zip(r["probs"], one["probs"], strict=True):
             assert max(abs(a - b) for a, b in zip(p, q, strict=True)) < 1e-5
-        for key in ("test/top1", "test/top5", "test/mean_class", "test/videos", "test/failed_videos"):
+        for key in ("test/top1", "test/top5", "test/mean_class", "test/videos_evaluated", "test/videos_failed"):
             assert r["metrics"][key] == pytest.approx(one["metrics"][key], abs=1e-6), key
-    assert one["metrics"]["test/videos"] == 11 and one["metrics"]["test/failed_videos"] == 1
+    assert one["metrics"]["test/videos_listed"] == 11 and one["metrics"]["test/videos_failed"] == 1
     print(f"1-process + 2-process evaluation took {elapsed:.1f} s")

@@ -36,7 +36,9 @@ def test_prediction_file_rows(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert list(rows[0])[:6] == ["video_id", "path", "label_id", "label", "correct_top1", "correct_top2"]
     assert rows[0]["video_id"] == "vid3" and rows[0]["label"] == "c" and rows[0]["correct_top1"] == "1"
+    assert list(rows[0])[6:9] == ["pred_id_1", "pred_1", "score_1"]
     assert (rows[0]["pred_1"], rows[0]["score_1"], rows[0]["pred_2"]) == ("c", "0.600000", "b")
+    assert (rows[0]["pred_id_1"], rows[0]["pred_id_2"], rows[1]["pred_id_1"]) == ("2", "1", "1")
     assert rows[1]["video_id"] == "vid1" and rows[1]["correct_top1"] == "0" and rows[1]["correct_top2"] == "1"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
@@ -122,3 +123,66 @@ def test_init_weights_copies_trainable_weights_only(synthetic_root: Path, module
     trainer.save_checkpoint(tmp_path / "started.ckpt")
     path.unlink()
     assert ALTModule.load_from_checkpoint(tmp_path / "started.ckpt", weights_only=True).hparams.init_weights is None
+
+
+# ----------------------------------------------------------------------------------------------- metrics
+class _FixedScores(ALTModule):
+    """ALTModule whose scores come from a table by video index, so the metrics see chosen predictions."""
+
+    scores: torch.Tensor
+
+    def _forward_batch(self, batch: dict) -> SimpleNamespace:
+        return SimpleNamespace(logits=self.scores[batch["index"]])
+
+
+def _evaluate(model: _FixedScores, labels: list[int], predicted: list[int], stage: str = "test") -> dict[str, float]:
+    """Run ``trainer.test``/``validate`` on videos with these labels whose top class is ``predicted``."""
+    n = len(model.class_names)
+    scores = torch.full((len(labels), n), -5.0)
+    for i, p in enumerate(predicted):
+        scores[i, p] = 5.0
+        scores[i, (p + 1) % n] = 1.0  # second choice: the next class
+    model.scores = scores
+    items = [{"index": i, "label": y, "ok": True, "view": 0} for i, y in enumerate(labels)]
+    loader = torch.utils.data.DataLoader(items, batch_size=3)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    getattr(trainer, "test" if stage == "test" else "validate")(model, dataloaders=loader, verbose=False)
+    return {k: float(v) for k, v in trainer.callback_metrics.items()}
+
+
+def test_top1_is_the_share_of_videos_right_and_mean_class_averages_the_classes_present(module_kwargs: dict) -> None:
+    """Labels [0, 0, 0, 1] all predicted 0: top-1 0.75 (a class average would say 0.50), mean-class 0.50."""
+    model = _FixedScores(class_names=["a", "b", "c"], **module_kwargs)
+    got = _evaluate(model, [0, 0, 0, 1], [0, 0, 0, 0])
+    assert got["test/top1"] == pytest.approx(0.75)
+    assert got["test/top5"] == pytest.approx(1.0)  # top-3 of 3 classes
+    assert got["test/mean_class"] == pytest.approx(0.5)
+    assert got["test/videos_evaluated"] == got["test/videos_listed"] == 4
+    # Class c has no video but is predicted once: it does not enter mean-class as a class with recall 0 (1/3).
+    got = _evaluate(model, [0, 0, 0, 1], [0, 0, 0, 2])
+    assert got["test/top1"] == pytest.approx(0.75) and got["test/mean_class"] == pytest.approx(0.5)
+    # Top-2: the label is the first or the second choice (the class after the first) for 3 of 4 videos.
+    model.set_class_names(["a", "b", "c", "d", "e", "f"])
+    got = _evaluate(model, [0, 0, 1, 4], [0, 5, 0, 4])
+    assert got["test/top1"] == pytest.approx(0.5) and got["test/top5"] == pytest.approx(1.0)
+    # Checkpoint selection monitors val/top1: the same definition.
+    got = _evaluate(model, [0, 0, 0, 1], [0, 0, 0, 0], stage="val")
+    assert got["val/top1"] == pytest.approx(0.75) and got["val/mean_class"] == pytest.approx(0.5)
+
+
+def test_base_to_novel_top1_is_the_share_of_videos_right_on_an_unequal_split(module_kwargs: dict) -> None:
+    """Base: 1 of 5 videos right (classes of 1, 2 and 2 videos); novel: 1 of 4 (classes of 1 and 3 videos).
+
+    Class averages would report base 33.33, novel 50.00, HM 40.00.
+    """
+    from alt_lightning.protocols.report import base_to_novel_metrics, eval_metrics
+
+    model = _FixedScores(class_names=["b0", "b1", "b2"], **module_kwargs)
+    base = eval_metrics(_evaluate(model, [0, 1, 1, 2, 2], [0, 0, 0, 0, 0]))
+    model.set_class_names(["n0", "n1"])
+    novel = eval_metrics(_evaluate(model, [0, 1, 1, 1], [0, 0, 0, 0]))
+    got = base_to_novel_metrics(base, novel)
+    assert got["base_top1"] == pytest.approx(20.0) and got["novel_top1"] == pytest.approx(25.0)
+    assert got["hm"] == pytest.approx(2 * 20 * 25 / 45)  # 22.22
+    assert got["base_mean_class"] == pytest.approx(100 / 3) and got["novel_mean_class"] == pytest.approx(50.0)
+    assert got["base_videos_evaluated"] == 5 and got["novel_videos_evaluated"] == 4

@@ -76,8 +76,16 @@ def test_base_to_novel_per_seed_and_harmonic_mean_of_means() -> None:
 
 
 def test_eval_metrics_are_percent_and_counts_stay() -> None:
-    logged = {"test/top1": 0.5, "test/top5": 0.875, "test/mean_class": 0.25, "test/videos": 12.0, "val/top1": 0.1}
-    assert eval_metrics(logged) == {"top1": 50.0, "top5": 87.5, "mean_class": 25.0, "videos": 12.0}
+    logged = {"test/top1": 0.5, "test/top5": 0.875, "test/mean_class": 0.25, "val/top1": 0.1}
+    logged.update({"test/videos_listed": 14.0, "test/videos_evaluated": 12.0, "test/videos_failed": 1.0})
+    assert eval_metrics(logged) == {
+        "top1": 50.0,
+        "top5": 87.5,
+        "mean_class": 25.0,
+        "videos_listed": 14.0,
+        "videos_evaluated": 12.0,
+        "videos_failed": 1.0,
+    }
 
 
 def test_table_shows_rows_and_mean_std(tmp_path) -> None:
@@ -86,8 +94,8 @@ def test_table_shows_rows_and_mean_std(tmp_path) -> None:
         "name": "demo",
         "metrics": ["top1", "top5", "mean_class"],
         "units": {
-            "K2/seed0": _unit("K=2", top1=10.0, top5=30.0, mean_class=10.0, videos=12),
-            "K2/seed1": _unit("K=2", top1=20.0, top5=40.0, mean_class=22.0, videos=12),
+            "K2/seed0": _unit("K=2", top1=10.0, top5=30.0, mean_class=10.0, videos_evaluated=12, videos_listed=12),
+            "K2/seed1": _unit("K=2", top1=20.0, top5=40.0, mean_class=22.0, videos_evaluated=10, videos_listed=12),
             "K4/seed0": _unit("K=4", status="failed"),
         },
     }
@@ -97,5 +105,6 @@ def test_table_shows_rows_and_mean_std(tmp_path) -> None:
     text = console.export_text()
     assert "15.00 ± 5.00" in text and "35.00 ± 5.00" in text and "16.00 ± 6.00" in text
     assert "failed" in text and "K=4" in text
+    assert "10 of 12" in text  # fewer videos scored than listed shows in the table
     path = write_json_atomic(tmp_path / "r.json", results)
     assert path.read_text().startswith("{") and not list(tmp_path.glob(".*tmp"))

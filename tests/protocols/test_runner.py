@@ -57,7 +57,7 @@ class _FakeCLI:
 
     def __init__(self, top1: float) -> None:
         metrics = {"test/top1": torch.tensor(top1), "test/top5": torch.tensor(1.0), "test/mean_class": top1 / 2}
-        self.trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos": 4.0}, callbacks=[])
+        self.trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos_evaluated": 4.0}, callbacks=[])
         self.datamodule = None
 
 
@@ -88,7 +88,7 @@ def test_interrupted_runner_resumes_skipping_finished_units(tmp_path: Path, ucf_
     assert summary["top1"]["mean"] == pytest.approx(60.0)
     assert summary["top1"]["std"] == pytest.approx(math.sqrt(200 / 3))
     assert summary["mean_class"]["mean"] == pytest.approx(30.0)
-    assert results["units"]["t/split3"]["metrics"]["videos"] == 4.0
+    assert results["units"]["t/split3"]["metrics"]["videos_evaluated"] == 4.0
     assert json.loads((spec.out / "results.json").read_text())["summary"]["t"] == summary
 
     calls.clear()
@@ -115,12 +115,12 @@ def test_zero_shot_end_to_end_from_the_backbone_alone(
     for unit in units.values():
         with open(unit["predictions"]) as f:
             rows = list(csv.DictReader(f))
-        assert len(rows) == 4 == unit["metrics"]["videos"]  # one test video per class and split
+        assert len(rows) == 4 == unit["metrics"]["videos_evaluated"] == unit["metrics"]["videos_listed"]  # 1 per class
         hits = sum(int(r["correct_top1"]) for r in rows)
         assert unit["metrics"]["top1"] == pytest.approx(100 * hits / 4)
         assert Path(unit["config_file"]).is_file()
-        # The backbone alone: the adapter's residual weight was 0, so the test ran CLIP's own classifier.
-        assert "residual_init: 0.0" in Path(unit["config_file"]).read_text()
+        # The backbone alone: asked for explicitly (the adapter's residual weight 0: CLIP's own classifier).
+        assert "zero_shot_from_clip: true" in Path(unit["config_file"]).read_text()
         top1.append(unit["metrics"]["top1"])
     mean = sum(top1) / 3
     assert results["summary"]["ucf_tiny"]["top1"]["mean"] == pytest.approx(mean)

@@ -14,7 +14,7 @@ from alt_lightning.protocols.runner import ProtocolRunner, ProtocolSpec, plan_ze
 class _FakeCLI:
     def __init__(self, top1: float) -> None:
         metrics = {"test/top1": torch.tensor(top1), "test/top5": torch.tensor(1.0), "test/mean_class": top1}
-        self.trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos": 4.0}, callbacks=[])
+        self.trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos_evaluated": 4.0}, callbacks=[])
         self.datamodule = None
 
 

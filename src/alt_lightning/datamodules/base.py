@@ -298,6 +298,20 @@ class VideoDataModule(pl.LightningDataModule):
             )
         return self.datasets[split]
 
+    def split_accounting(self, split: str) -> tuple[int, int, set[int]]:
+        """What the annotations of ``split`` list and how many of their files are absent, for evaluation's counts.
+
+        Returns:
+            ``listed`` (records the annotations list, before the ``missing`` policy), ``missing`` (of those, files
+            absent on disk) and the dataset indices of missing records kept in the dataset (``missing="keep"``), which
+            evaluation counts as missing rather than as failed.
+        """
+        records = self.dataset(split).records
+        missing = self.missing.get(split, [])
+        absent = {(r.path, r.video_id) for r in missing}
+        kept = {i for i, r in enumerate(records) if (r.path, r.video_id) in absent}
+        return len(records) + len(missing) - len(kept), len(missing), kept
+
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets the stage needs (parsing annotations, checking files)."""
         splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}

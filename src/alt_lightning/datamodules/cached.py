@@ -284,6 +284,11 @@ class CachedFeatureDataModule(VideoDataModule):
         self.cached_datasets.clear()
 
     # ----------------------------------------------------------------- datasets and loaders
+    def split_accounting(self, split: str) -> tuple[int, int, set[int]]:
+        """The base's (a cache holds the base dataset's records in order)."""
+        self._attach_base()
+        return self.base.split_accounting(split)
+
     def dataset(self, split: str) -> CachedFeatureDataset | VideoDataset:
         """The cached dataset of a cached split (built or opened on first use), else the base's."""
         self._attach_base()

@@ -1,7 +1,7 @@
 """Callbacks that ALT's trainer uses by default: per-video predictions, throughput, alignment heatmaps.
 
-* :class:`PredictionWriter` writes ``<log_dir>/predictions_test.csv`` after every test run: one row per video with
-  its label and top-k classes with scores (views already aggregated by the module).
+* :class:`PredictionWriter` writes ``<log_dir>/predictions_test.csv`` after every test run: one row per evaluated
+  video with its label and top-k class ids, names and scores (views already aggregated by the module).
 * :class:`ThroughputMonitor` logs clips/s and frames/s of every training epoch.
 * :class:`StepSeed` makes the training step's randomness a function of the step, so resumed runs match.
 * :class:`BestAndLastCheckpoint` keeps ``best.ckpt`` (best monitored score) and ``last.ckpt`` (state after the last
@@ -52,12 +52,14 @@ OTHER_COLOUR = (128, 128, 128)
 
 
 # ----------------------------------------------------------------------------------------------- predictions
-def topk_table(probs: torch.Tensor, k: int, class_names: Sequence[str]) -> tuple[list[list[str]], list[list[float]]]:
-    """Top-k class names and scores per row of ``probs`` ``[M, N]``."""
+def topk_table(
+    probs: torch.Tensor, k: int, class_names: Sequence[str]
+) -> tuple[list[list[str]], list[list[float]], list[list[int]]]:
+    """Top-k class names, scores and class ids per row of ``probs`` ``[M, N]``, best first."""
     k = min(k, probs.shape[1])
     scores, ids = probs.float().topk(k, dim=1)  # [M, k]
     names = [[class_names[i] for i in row] for row in ids.tolist()]
-    return names, scores.tolist()
+    return names, scores.tolist(), ids.tolist()
 
 
 def write_predictions(
@@ -67,7 +69,12 @@ def write_predictions(
     class_names: Sequence[str],
     top_k: int = 5,
 ) -> Path:
-    """Write one CSV row per video: id, path, label, correctness and the top-k classes with scores.
+    """Write one CSV row per evaluated video: id, path, label, correctness and the top-k classes with scores.
+
+    Columns: ``video_id, path, label_id, label, correct_top1, correct_top<k>``, then per rank ``j`` (best first)
+    ``pred_id_<j>`` (class id), ``pred_<j>`` (class name) and ``score_<j>`` (probability averaged over the views).
+    The ids alone recompute top-1, top-5 and mean-class (``tests/reference``); videos that failed to decode or are
+    missing have no row (they are in ``bad_videos.csv``).
 
     Args:
         path: Output CSV.
@@ -84,11 +91,11 @@ def write_predictions(
     index = last_eval["index"].tolist()
     labels = last_eval["label"].tolist()
     probs = last_eval["probs"].detach().cpu()
-    names, scores = topk_table(probs, top_k, class_names)
+    names, scores, ids = topk_table(probs, top_k, class_names)
     k = len(names[0]) if names else min(top_k, len(class_names))
     header = ["video_id", "path", "label_id", "label", "correct_top1", f"correct_top{k}"]
     for j in range(1, k + 1):
-        header += [f"pred_{j}", f"score_{j}"]
+        header += [f"pred_id_{j}", f"pred_{j}", f"score_{j}"]
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
@@ -97,9 +104,9 @@ def write_predictions(
             label = int(labels[i])
             label_name = class_names[label] if 0 <= label < len(class_names) else ""
             row: list[Any] = [rec.video_id, rec.path, label, label_name]
-            row += [int(names[i][0] == label_name), int(label_name in names[i])]
-            for name, score in zip(names[i], scores[i], strict=True):
-                row += [name, f"{score:.6f}"]
+            row += [int(ids[i][0] == label), int(label in ids[i])]
+            for cid, name, score in zip(ids[i], names[i], scores[i], strict=True):
+                row += [cid, name, f"{score:.6f}"]
             w.writerow(row)
     return path
 

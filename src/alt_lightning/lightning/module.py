@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, is_dataclass
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 import alt_lightning
@@ -32,6 +34,78 @@ from alt_lightning.model.region_encoder import RegionEncoder
 from alt_lightning.text.embeddings import cached_text_embeddings, class_text_embeddings
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointMismatchError(RuntimeError):
+    """A checkpoint does not fit the model built to load it (other backbone, other class, other settings)."""
+
+
+@dataclass
+class ExpectedCheckpoint:
+    """The checkpoint that the module being built will load, and the mismatch found while building, if any.
+
+    Attributes:
+        path: The checkpoint (named in the error).
+        meta: Its ``"alt"`` entry (``model_name``, ``pretrained``, ``backbone_fingerprint``).
+        error: The error raised by the constructor (kept here because config parsers such as jsonargparse wrap what
+            a constructor raises into their own errors).
+    """
+
+    path: str
+    meta: dict[str, Any]
+    error: CheckpointMismatchError | None = None
+
+    def fail(self, why: str) -> CheckpointMismatchError:
+        """Record and return the error of a mismatch."""
+        self.error = CheckpointMismatchError(f"{self.path}: {why}")
+        return self.error
+
+
+#: Set by the ``alt`` command around instantiation, so the backbone is checked before texts are embedded.
+_EXPECTED_CHECKPOINT: ContextVar[ExpectedCheckpoint | None] = ContextVar("alt_expected_checkpoint", default=None)
+
+
+@contextmanager
+def expect_checkpoint(path: str, meta: dict[str, Any]) -> Iterator[ExpectedCheckpoint]:
+    """Modules built in this block check their backbone against the checkpoint's ``alt`` meta as soon as it exists.
+
+    Args:
+        path: The checkpoint (named in the error).
+        meta: Its ``"alt"`` entry.
+
+    Yields:
+        The :class:`ExpectedCheckpoint`, whose ``error`` is set when a constructor refused the checkpoint.
+    """
+    expected = ExpectedCheckpoint(path, meta)
+    token = _EXPECTED_CHECKPOINT.set(expected)
+    try:
+        yield expected
+    finally:
+        _EXPECTED_CHECKPOINT.reset(token)
+
+
+def backbone_mismatch(
+    meta: dict[str, Any], model_name: str, pretrained: str | None, fingerprint: str | None = None
+) -> str | None:
+    """Why a checkpoint's backbone (its ``alt`` meta) differs from this one, or ``None`` when it may be the same.
+
+    Without ``fingerprint`` only the architecture is compared (another ``model_name`` cannot hold the same weights);
+    with it, the frozen weights themselves.
+    """
+    saved_name, saved_fp = meta.get("model_name"), meta.get("backbone_fingerprint")
+    if fingerprint is None:
+        if saved_name is None or saved_name == model_name:
+            return None
+    elif saved_fp is None or saved_fp == fingerprint:
+        return None
+    now = f"model_name={model_name!r}, pretrained={pretrained!r}"
+    if fingerprint:
+        now += f", fingerprint {fingerprint}"
+    return (
+        f"the checkpoint was trained on the backbone model_name={saved_name!r}, pretrained={meta.get('pretrained')!r} "
+        f"(fingerprint {saved_fp}) but the model has {now}: build it with the checkpoint's model_name and pretrained "
+        "weights (drop the overriding --model.init_args.model_name / pretrained)."
+    )
 
 
 def _as_config(value: Any, cls: type) -> Any:
@@ -110,6 +184,9 @@ class ALTModule(pl.LightningModule):
             raise ValueError(
                 "ALTModule needs class_names: the CLI links them from the DataModule; in Python pass the list."
             )
+        expected = _EXPECTED_CHECKPOINT.get()
+        if expected is not None and (why := backbone_mismatch(expected.meta, model_name, pretrained)):
+            raise expected.fail(why)  # another architecture: not even built
         clip = load_clip(model_name, pretrained)
         # The CLIP text tower is needed only to embed texts; keep it outside the module tree (not moved to the GPU,
         # not checkpointed) so zero-shot class swaps can embed new names.
@@ -120,6 +197,11 @@ class ALTModule(pl.LightningModule):
 
         encoder_module = self.configure_backbone(clip)
         self.backbone_fingerprint = fingerprint(encoder_module.visual)
+        # Checked here, before the corpus and class prompts are embedded (minutes for ViT-B/16 on a CPU).
+        if expected is not None and (
+            why := backbone_mismatch(expected.meta, model_name, pretrained, self.backbone_fingerprint)
+        ):
+            raise expected.fail(why)
         self.model = ALT(
             encoder=encoder_module,
             aligner=self.configure_aligner() if align else None,
@@ -144,13 +226,10 @@ class ALTModule(pl.LightningModule):
             RuntimeError: If the checkpoint's backbone differs, or its weights do not fit this model.
         """
         checkpoint = torch.load(path, weights_only=True, map_location="cpu")
-        meta = checkpoint.get("alt", {})
-        if meta.get("backbone_fingerprint") not in (None, self.backbone_fingerprint):
-            raise RuntimeError(
-                f"init_weights={path} was trained on backbone fingerprint {meta.get('backbone_fingerprint')}, this "
-                f"model has {self.backbone_fingerprint} ({self.hparams.model_name}, {self.hparams.pretrained!r})."
-            )
-        self.on_load_checkpoint(checkpoint)  # fills in the frozen weights, warns on another corpus
+        try:
+            self.on_load_checkpoint(checkpoint)  # checks backbone and keys, fills in frozen weights, warns on corpus
+        except CheckpointMismatchError as err:
+            raise CheckpointMismatchError(f"init_weights={path}: {err}") from None
         result = self.load_state_dict(checkpoint["state_dict"], strict=False)
         if result.missing_keys or result.unexpected_keys:
             raise RuntimeError(
@@ -220,12 +299,18 @@ class ALTModule(pl.LightningModule):
         return nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
 
     def configure_metrics(self, num_classes: int) -> MetricCollection:
-        """Top-1, top-5 and mean-class accuracy."""
+        """Top-1, top-5 and mean-class accuracy over videos (evaluation scores are averaged over views first).
+
+        * ``top1`` / ``top5``: the share of videos whose label is the first / among the first five classes
+          (``average="micro"``; torchmetrics' default, ``"macro"``, would average over classes instead). The field's
+          definition (X-CLIP, ViFi-CLIP, mmaction2) and the checkpoint monitor (``val/top1``).
+        * ``mean_class``: see :class:`MeanClassAccuracy` (classes present in the evaluated set only).
+        """
         return MetricCollection(
             {
-                "top1": MulticlassAccuracy(num_classes, top_k=1),
-                "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes)),
-                "mean_class": MulticlassAccuracy(num_classes, average="macro"),
+                "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+                "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+                "mean_class": MeanClassAccuracy(num_classes),
             }
         )
 
@@ -261,6 +346,25 @@ class ALTModule(pl.LightningModule):
         warmup = int(self.hparams.warmup_fraction * total)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    def use_clip_zero_shot(self) -> None:
+        """Evaluate CLIP's own zero-shot classifier: the adapter's residual weight becomes 0.
+
+        The video vector is then the mean frame cls embedding, scored against the class prompts (no trained weights
+        are used: ``alt test --zero_shot_from_clip``).
+
+        Raises:
+            ValueError: If the adapter has no cls residual (``adapter.cls_residual=false``): its output would be an
+                untrained adapter's.
+        """
+        gamma = getattr(self.model.adapter, "gamma", None)
+        if gamma is None:
+            raise ValueError(
+                "zero-shot from CLIP needs the adapter's cls residual (adapter.cls_residual=true); without it the "
+                "video vector is an untrained adapter's output."
+            )
+        with torch.no_grad():
+            gamma.zero_()
 
     # ------------------------------------------------------------------ label space
     def set_class_names(self, class_names: list[str]) -> None:
@@ -315,10 +419,32 @@ class ALTModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["label"]))
         return loss
 
+    def on_train_epoch_start(self) -> None:
+        """Start the epoch's training accuracy from zero (not called when a run resumes mid-epoch)."""
+        self.train_metrics.reset()
+
     def on_train_epoch_end(self) -> None:
         """Log the epoch's training accuracy."""
         self.log_dict(self.train_metrics.compute(), sync_dist=True)
         self.train_metrics.reset()
+
+    def train_metric_counts(self) -> dict[str, dict[str, torch.Tensor]]:
+        """The training metrics' counts so far this epoch, summed over ranks (every rank must call it under DDP)."""
+        out = {}
+        for name, metric in self.train_metrics.items(keep_base=True, copy_state=False):
+            with metric.sync_context(should_unsync=True):
+                out[name] = {k: v.detach().cpu().clone() for k, v in metric.metric_state.items()}
+        return out
+
+    def restore_train_metric_counts(self, counts: dict[str, dict[str, torch.Tensor]]) -> None:
+        """Continue an interrupted epoch's training accuracy: rank 0 takes the saved totals, other ranks start at 0."""
+        if self._trainer is not None and self.trainer.global_rank != 0:
+            return
+        for name, metric in self.train_metrics.items(keep_base=True, copy_state=False):
+            for key, value in counts.get(name, {}).items():
+                current = getattr(metric, key)
+                if isinstance(current, torch.Tensor) and current.shape == value.shape:
+                    setattr(metric, key, value.to(current.device, current.dtype))
 
     def _eval_step(self, batch: dict[str, Any]) -> None:
         out = self._forward_batch(batch)
@@ -373,22 +499,58 @@ class ALTModule(pl.LightningModule):
             values = {k: v for k, v in metrics.compute().items()}
         else:
             values = {f"{stage}/{k}": torch.tensor(0.0) for k in ("top1", "top5", "mean_class")}
-        values[f"{stage}/videos"] = torch.tensor(float(result["num_videos"]))
-        values[f"{stage}/failed_videos"] = torch.tensor(float(result["num_failed"]))
-        if result["num_failed"]:
+        counts = self.video_counts(stage, result)
+        values.update({f"{stage}/videos_{k}": torch.tensor(float(v)) for k, v in counts.items()})
+        if counts["failed"] or counts["missing"]:
             warnings.warn(
-                f"{result['num_failed']} of {result['num_videos']} {stage} videos could not be decoded and are not "
-                "scored; see bad_videos.csv in the log folder.",
+                f"{stage}: {counts['failed']} of {counts['listed']} listed videos could not be decoded and "
+                f"{counts['missing']} are missing; neither is scored (see bad_videos.csv in the log folder).",
+                stacklevel=1,
+            )
+        if counts["not_run"]:
+            warnings.warn(
+                f"{stage}: {counts['not_run']} of {counts['listed']} listed videos were not run (limit_{stage}_batches "
+                "or an interrupted loop); the metrics cover the other videos only.",
                 stacklevel=1,
             )
         self.last_eval = {
             "stage": stage,
             **{k: v for k, v in result.items() if k != "probs"},
             "probs": result["probs"],
+            "counts": counts,
         }
         # Every rank holds identical gathered values, so no further reduction is needed.
         self.log_dict(values, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
         metrics.reset()
+
+    def video_counts(self, stage: str, result: dict[str, Any]) -> dict[str, int]:
+        """What became of every video the annotations list: ``listed = evaluated + failed + missing + not_run``.
+
+        Args:
+            stage: ``"val"`` or ``"test"`` (the DataModule's split of the same name).
+            result: :func:`aggregate_views` of the gathered views.
+
+        Returns:
+            ``listed`` (records of the split's annotations), ``evaluated`` (videos scored: at least one view decoded),
+            ``failed`` (present files with no decodable view), ``missing`` (files absent on disk, from the DataModule's
+            ``missing`` policy; with ``missing="keep"`` they reach the loader, fail, and are counted here, not as
+            failed) and ``not_run`` (listed videos no view of which reached the step: ``limit_*_batches``). Without
+            a DataModule that reports its splits, ``listed`` is what the loader held and ``missing`` 0.
+        """
+        evaluated = int(result["index"].numel())
+        failed_index = set(result["failed_index"].tolist())
+        listed, missing, kept_missing = evaluated + len(failed_index), 0, set()
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if callable(getattr(dm, "split_accounting", None)):
+            listed, missing, kept_missing = dm.split_accounting(stage)
+        failed = len(failed_index - kept_missing)
+        return {
+            "listed": listed,
+            "evaluated": evaluated,
+            "failed": failed,
+            "missing": missing,
+            "not_run": listed - evaluated - failed - missing,
+        }
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Scores and alignment explanations per clip."""
@@ -415,6 +577,9 @@ class ALTModule(pl.LightningModule):
             checkpoint["hyper_parameters"]["init_weights"] = None
         frozen = set(self.frozen_keys())
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k not in frozen}
+        # A checkpoint saved mid-epoch carries the epoch's training-accuracy counts, so that a resumed epoch logs the
+        # train/top1 of an uninterrupted one (torchmetrics states are not part of the state_dict).
+        checkpoint["alt_train_metrics"] = self.train_metric_counts()
         checkpoint["alt"] = {
             "package_version": alt_lightning.__version__,
             "model_name": self.hparams.model_name,
@@ -425,16 +590,15 @@ class ALTModule(pl.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check the backbone and corpus, and fill in the frozen weights from the rebuilt backbone."""
+        """Check the backbone, corpus and weights, and fill in the frozen weights from the rebuilt backbone.
+
+        Raises:
+            CheckpointMismatchError: Another backbone, or trainable weights of another class or other settings.
+        """
         meta = checkpoint.get("alt", {})
-        saved_fp = meta.get("backbone_fingerprint")
-        if saved_fp is not None and saved_fp != self.backbone_fingerprint:
-            raise RuntimeError(
-                f"This checkpoint was trained on backbone {meta.get('model_name')} (pretrained="
-                f"{meta.get('pretrained')!r}, fingerprint {saved_fp}) but the model now has fingerprint "
-                f"{self.backbone_fingerprint} ({self.hparams.model_name}, pretrained={self.hparams.pretrained!r}). "
-                "Build the module with the checkpoint's model_name and pretrained weights."
-            )
+        why = backbone_mismatch(meta, self.hparams.model_name, self.hparams.pretrained, self.backbone_fingerprint)
+        if why:
+            raise CheckpointMismatchError(why)
         saved_corpus = meta.get("corpus") or {}
         if saved_corpus and self.corpus_info and saved_corpus.get("hash") != self.corpus_info.get("hash"):
             warnings.warn(
@@ -448,6 +612,56 @@ class ALTModule(pl.LightningModule):
         own = self.state_dict()
         for key in self.frozen_keys():
             state.setdefault(key, own[key])
+        fitting = self._trainer is not None and self.trainer.state.fn == "fit"
+        if fitting and checkpoint.get("alt_train_metrics"):
+            self.restore_train_metric_counts(checkpoint["alt_train_metrics"])
+        missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+        if missing or unexpected:
+            saved = str((checkpoint.get("hyper_parameters") or {}).get("_class_path") or "")
+            mine = f"{type(self).__module__}.{type(self).__qualname__}"
+            if saved and saved.rsplit(".", 1)[-1] != type(self).__qualname__:
+                fix = f"test it with --model.class_path {saved}"
+            else:
+                fix = "build the model with the checkpoint's settings (adapter layers/heads, align, region)"
+            raise CheckpointMismatchError(
+                f"the checkpoint's weights (class {saved or 'unrecorded'}) do not fit {mine}: missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]}; {fix}."
+            )
+
+
+class MeanClassAccuracy(Metric):
+    """Mean-class accuracy: the mean, over the classes with at least one sample, of their top-1 recall.
+
+    A class with no sample in the evaluated set is left out whether it is predicted or not. torchmetrics' macro
+    average (``MulticlassAccuracy(average="macro")``, 1.9) counts a class that is predicted but absent as recall 0,
+    which drags the mean down by the share of such classes (a zero-shot subset, a test set missing a class).
+
+    Args:
+        num_classes: Number of classes ``N``.
+    """
+
+    full_state_update = False
+    correct: torch.Tensor
+    support: torch.Tensor
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.add_state("correct", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")  # [N]
+        self.add_state("support", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")  # [N]
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Count samples and top-1 hits per class (``preds`` ``[B, N]`` scores, ``target`` ``[B]`` labels)."""
+        hit = preds.argmax(dim=-1) == target  # [B]
+        self.support += torch.bincount(target, minlength=self.num_classes)
+        self.correct += torch.bincount(target[hit], minlength=self.num_classes)
+
+    def compute(self) -> torch.Tensor:
+        """Mean recall over the classes present (0 when there are none)."""
+        present = self.support > 0
+        if not bool(present.any()):
+            return torch.tensor(0.0, device=self.support.device)
+        return (self.correct[present].double() / self.support[present]).mean().float()
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, final: float = 0.0) -> Callable[[int], float]:
@@ -485,7 +699,8 @@ def aggregate_views(index: torch.Tensor, label: torch.Tensor, ok: torch.Tensor, 
 
     Returns:
         ``probs`` ``[M, N]`` and ``label`` ``[M]`` of the ``M`` videos with at least one decoded view, their
-        ``index``, the ``views`` counted per video, and ``num_videos``/``num_failed`` counts.
+        ``index``, the ``views`` counted per video, ``num_videos``/``num_failed`` counts and ``failed_index``, the
+        record indices of the videos with no decoded view.
 
     Raises:
         RuntimeError: If a view was scored twice (a sampler that pads or duplicates would bias the metrics).
@@ -514,6 +729,7 @@ def aggregate_views(index: torch.Tensor, label: torch.Tensor, ok: torch.Tensor, 
         "views": int(views_per_video[0]),
         "num_videos": len(videos),
         "num_failed": int((~good).sum()),
+        "failed_index": videos[~good],
     }
 
 

@@ -20,8 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-#: Metrics of a plain evaluation (``ALTModule`` logs them as ``test/<name>``).
+#: Metrics of a plain evaluation (``ALTModule`` logs them as ``test/<name>``): top-1 and top-5 are the share of
+#: videos right, mean-class the mean recall of the classes present (see ``ALTModule.configure_metrics``).
 EVAL_METRICS = ("top1", "top5", "mean_class")
+#: Video counts of an evaluation (``test/videos_<name>``): listed = evaluated + failed + missing + not_run.
+VIDEO_COUNTS = ("listed", "evaluated", "failed", "missing", "not_run")
 #: Metrics of a base-to-novel unit.
 B2N_METRICS = ("base_top1", "novel_top1", "hm", "base_top5", "novel_top5", "base_mean_class", "novel_mean_class")
 #: Column titles.
@@ -39,8 +42,9 @@ METRIC_TITLES = {
 }
 #: Distributions whose versions go into every results file.
 VERSIONED_PACKAGES = ("alt-lightning", "torch", "lightning", "open_clip_torch", "torchmetrics", "av", "numpy")
-#: Version of the results-file layout.
-RESULTS_FORMAT = 1
+#: Version of the results-file layout. 2: top-1/top-5 over videos (1 held class averages) and the video counts
+#: ``videos_<listed|evaluated|failed|missing|not_run>`` (1: ``videos``, ``failed_videos``).
+RESULTS_FORMAT = 2
 
 
 # ----------------------------------------------------------------------------------------------- pure aggregation
@@ -75,9 +79,15 @@ def harmonic_mean(base: float, novel: float) -> float:
 
 
 def base_to_novel_metrics(base: Mapping[str, float], novel: Mapping[str, float]) -> dict[str, float]:
-    """One base-to-novel unit's metrics from its base and novel evaluations (each with ``top1``, ``top5``, ...)."""
-    out = {f"base_{k}": float(base[k]) for k in EVAL_METRICS if k in base}
-    out.update({f"novel_{k}": float(novel[k]) for k in EVAL_METRICS if k in novel})
+    """One base-to-novel unit's metrics from its base and novel evaluations (:func:`eval_metrics` of each).
+
+    Returns:
+        ``base_<metric>`` and ``novel_<metric>`` for the metrics and video counts, and ``hm``, the harmonic mean of
+        base and novel top-1.
+    """
+    keys = (*EVAL_METRICS, *(f"videos_{c}" for c in VIDEO_COUNTS))
+    out = {f"base_{k}": float(base[k]) for k in keys if k in base}
+    out.update({f"novel_{k}": float(novel[k]) for k in keys if k in novel})
     out["hm"] = harmonic_mean(out["base_top1"], out["novel_top1"])
     return out
 
@@ -118,15 +128,25 @@ def summarize(
 
 
 def eval_metrics(values: Mapping[str, Any], stage: str = "test") -> dict[str, float]:
-    """``{top1, top5, mean_class, videos, failed_videos}`` in percent (counts as is) from logged ``<stage>/...``."""
+    """``top1``, ``top5``, ``mean_class`` in percent and the ``videos_<count>`` counts from logged ``<stage>/...``."""
     out: dict[str, float] = {}
-    for key in (*EVAL_METRICS, "videos", "failed_videos"):
-        v = values.get(f"{stage}/{key}")
-        if v is None:
-            continue
-        v = float(v)
-        out[key] = v if key in ("videos", "failed_videos") else 100.0 * v
+    for key in EVAL_METRICS:
+        if (v := values.get(f"{stage}/{key}")) is not None:
+            out[key] = 100.0 * float(v)
+    for key in (f"videos_{c}" for c in VIDEO_COUNTS):
+        if (v := values.get(f"{stage}/{key}")) is not None:
+            out[key] = float(v)
     return out
+
+
+def videos_cell(values: Mapping[str, Any], prefix: str = "") -> str:
+    """``"12"`` videos evaluated, or ``"10 of 12"`` when fewer than listed were scored (failed, missing, not run)."""
+    evaluated, listed = values.get(f"{prefix}videos_evaluated"), values.get(f"{prefix}videos_listed")
+    if evaluated is None:
+        return ""
+    if listed is None or int(listed) == int(evaluated):
+        return str(int(evaluated))
+    return f"{int(evaluated)} of {int(listed)}"
 
 
 # ----------------------------------------------------------------------------------------------- versions, files
@@ -197,11 +217,10 @@ def results_table(results: Mapping[str, Any], title: str | None = None) -> Table
             vals = unit.get("metrics", {})
             status = unit.get("status")
             cells = [_fmt(vals.get(m)) if status == "done" else str(status) for m in metrics]
-            videos = vals.get("videos")
-            if videos is None and "novel_videos" in vals:
-                count = f"{int(vals.get('base_videos', 0))} + {int(vals['novel_videos'])}"
+            if "novel_videos_evaluated" in vals:
+                count = f"{videos_cell(vals, 'base_')} + {videos_cell(vals, 'novel_')}"
             else:
-                count = "" if videos is None else str(int(videos))
+                count = videos_cell(vals)
             table.add_row(*lead, str(unit.get("label", uid)), *cells, count)
         s = summary.get(group)
         if s and s.get("n", 0):
@@ -215,6 +234,11 @@ def results_table(results: Mapping[str, Any], title: str | None = None) -> Table
 def print_results(results: Mapping[str, Any], console: Console | None = None) -> None:
     """Print the results table (and where the JSON is)."""
     console = console or Console()
+    if results.get("format", 1) < 2:
+        console.print(
+            f"note: results format {results.get('format', 1)} (alt-lightning before issue 11): its top-1 and top-5 are "
+            "class averages, not the share of videos right; rerun the protocol for publishable numbers."
+        )
     console.print(results_table(results))
     if results.get("path"):
         console.print(f"results: {results['path']}")

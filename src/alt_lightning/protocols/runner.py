@@ -315,6 +315,12 @@ class ProtocolRunner:
         sig = self.signature()
         if self.path.is_file():
             results = json.loads(self.path.read_text(encoding="utf-8"))
+            if results.get("format") != RESULTS_FORMAT:
+                raise RuntimeError(
+                    f"{self.path} has results format {results.get('format')}, this version writes {RESULTS_FORMAT} "
+                    "(format 1 held class-averaged top-1/top-5): its finished units cannot be mixed with new ones. "
+                    "Use another --out, or --restart to discard it."
+                )
             if results.get("signature") != sig:
                 raise RuntimeError(
                     f"{self.path} was written by a run with other settings (configs, their contents, checkpoint or "
@@ -362,7 +368,7 @@ class ProtocolRunner:
             args.append(f"--ckpt_path={self.spec.ckpt}")
         elif self.spec.protocol == "zero-shot":
             # The backbone alone: z = mean frame cls embedding (CLIP's zero-shot classifier), not a random adapter.
-            args.append("--model.init_args.adapter.residual_init=0.0")
+            args.append("--zero_shot_from_clip")
         cli = self.run_fn(["test", *self.base_args(folder), *args, *self.spec.extra])
         return eval_metrics(cli.trainer.callback_metrics), cli
 
@@ -391,10 +397,7 @@ class ProtocolRunner:
         ncli = self.run_fn(["test", *self.base_args(folder / "novel"), *novel_args, *self.spec.extra])
         novel = eval_metrics(ncli.trainer.callback_metrics)
         extra["novel"] = novel
-        metrics = base_to_novel_metrics(base, novel)
-        metrics["base_videos"] = base.get("videos", 0.0)
-        metrics["novel_videos"] = novel.get("videos", 0.0)
-        return metrics, ncli, extra
+        return base_to_novel_metrics(base, novel), ncli, extra
 
     def run_unit(self, unit: Unit) -> dict[str, Any]:
         """Run one unit; returns its record for the results file."""
