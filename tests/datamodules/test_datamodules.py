@@ -132,8 +132,11 @@ def test_unlabelled_kinetics_test_csv_serves_prediction_only(
     report = tmp_path / "check.csv"
     argv = ["check-data", "--data.class_path=alt_lightning.datamodules.KineticsDataModule"]
     argv += [f"--data.init_args.root={kinetics_root}", "--data.init_args.test_split=test", "--splits", "test"]
-    assert alt_main([*argv, "--workers=0", "--progress=false", f"--report={report}"]) == 0
+    clean = tmp_path / "clean.txt"
+    assert alt_main([*argv, "--workers=0", "--progress=false", f"--report={report}", f"--clean-list={clean}"]) == 0
     assert [ln.split(",")[3] for ln in report.read_text().splitlines()[1:]] == ["ok", "ok"]
+    # A `path label` list cannot say "no label": no `path -1` lines that the list parser would refuse.
+    assert clean.read_text() == ""
 
 
 def test_kinetics_empty_label_in_a_labelled_csv_stops_fit_naming_the_row(kinetics_root: Path, tmp_path: Path) -> None:

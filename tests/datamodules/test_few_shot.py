@@ -43,6 +43,9 @@ def test_draw_is_hash_ranked_nested_and_order_free() -> None:
     with pytest.raises(ValueError, match="only 7 videos, fewer than shots=8"):
         draw_per_class(recs, 8, seed=0)
     assert len(draw_per_class(recs, 8, seed=0, allow_fewer=True)) == 21
+    unlabelled = VideoRecord("/d/x.avi", -1, "x", {"source": "train.csv:9"})
+    with pytest.raises(ValueError, match="train.csv:9: video 'x' has no label"):  # never skipped unseen
+        draw_per_class([*recs, unlabelled], 2, seed=0)
 
 
 def test_class_subsets_drawn_by_seed() -> None:

@@ -285,7 +285,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             any_bad |= n_bad > 0
             top = ", ".join(f"{k} ({v})" for k, v in reasons.most_common(3))
             table.add_row(split, str(len(records)), str(len(good)), str(n_bad), str(damaged), top)
-            if split in lists:
+            unlabelled = sum(r.label < 0 for r in good)
+            if split in lists and unlabelled:
+                # A `path label` list has no way to say "no label": a `path -1` line would be refused when read back.
+                console.print(f"{split}: {unlabelled} videos have no label; no clean list written for {split}")
+                _rewrite(outputs[lists[split]])
+            elif split in lists:
                 out = lists[split]
                 _rewrite(outputs[out]).write("".join(f"{relative_path(r.path, dm.root)} {r.label}\n" for r in good))
                 console.print(f"{split}: {len(good)} good videos listed in {out}")

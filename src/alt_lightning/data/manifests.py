@@ -126,7 +126,7 @@ def draw_per_class(
     """``shots`` records of every label: those with the smallest ``sha256(f"{seed}|{video_id}")``.
 
     Args:
-        records: Candidate records (a training split); labels ``< 0`` are ignored.
+        records: Candidate records (a labelled training split).
         shots: Videos per class ``K``.
         seed: Draw seed.
         allow_fewer: Take all videos of a class that has fewer than ``shots`` instead of raising.
@@ -135,7 +135,9 @@ def draw_per_class(
         The drawn records, sorted by (label, video_id).
 
     Raises:
-        ValueError: ``shots < 1``, duplicate video ids, or a class with fewer than ``shots`` videos.
+        ValueError: ``shots < 1``, an unlabelled record (label ``< 0``: it belongs to no class, so it could never be
+            drawn, and skipping it would drop it unseen), duplicate video ids, or a class with fewer than ``shots``
+            videos.
     """
     if shots < 1:
         raise ValueError(f"shots must be >= 1, got {shots}")
@@ -143,7 +145,10 @@ def draw_per_class(
     seen: set[tuple[int, str]] = set()
     for r in records:
         if r.label < 0:
-            continue
+            where = r.meta.get("source", r.video_id)
+            raise ValueError(
+                f"{where}: video {r.video_id!r} has no label; a few-shot draw needs a labelled training split"
+            )
         if (r.label, r.video_id) in seen:
             raise ValueError(f"video id {r.video_id!r} appears twice in class {r.label}; ids must be unique")
         seen.add((r.label, r.video_id))
