@@ -44,7 +44,7 @@ def test_draw_is_hash_ranked_nested_and_order_free() -> None:
         draw_per_class(recs, 8, seed=0)
     assert len(draw_per_class(recs, 8, seed=0, allow_fewer=True)) == 21
     unlabelled = VideoRecord("/d/x.avi", -1, "x", {"source": "train.csv:9"})
-    with pytest.raises(ValueError, match="train.csv:9: video 'x' has no label"):  # never skipped unseen
+    with pytest.raises(ValueError, match=r"train\.csv:9: video 'x' has no label"):  # never skipped unseen
         draw_per_class([*recs, unlabelled], 2, seed=0)
 
 
