@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import VIDEO_EXTENSIONS
 from alt_lightning.data.dataset import SamplingConfig, VideoDataset, worker_init
+from alt_lightning.data.parsers import VIDEO_EXTENSIONS
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 

@@ -34,7 +34,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from alt_lightning.data.annotations import os_error_reason
+from alt_lightning.data.parsers import os_error_reason
 
 __all__ = [
     "DecodeStats",
