@@ -76,6 +76,13 @@ def test_cli_dispatch_between_video_predict_and_lightning_predict() -> None:
     assert not _is_video_predict([])
 
 
+def test_video_predict_detected_with_the_checkpoint_before_the_video() -> None:
+    # `alt predict --ckpt X.ckpt clip.mp4` (labels from the checkpoint) is the per-video command, not LightningCLI's.
+    assert _is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
+    assert _is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
+    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+
+
 def _zero_shot_args(weights: Path, corpus: Path, **kw) -> Namespace:
     base = {"ckpt": None, "config": None, "model_name": "alt-tiny", "pretrained": str(weights), "corpus": str(corpus)}
     return Namespace(**{**base, "r": 2, **kw})
@@ -199,3 +206,25 @@ def test_a_bad_video_gets_one_line_and_the_others_keep_their_results(
     assert sorted(p.name for p in png_dir.iterdir()) == ["red_right.png", "test.avi.png", "test.mp4.png"]
     assert Path(pngs[2]).read_bytes() != Path(pngs[4]).read_bytes()  # two images, not one overwritten
     assert "exit status" in build_parser().format_help()
+
+
+def test_r_given_on_the_command_line_overrides_the_checkpoint(module_kwargs: dict, tmp_path) -> None:
+    # `alt predict clip.mp4 --ckpt X --r 1` silently ran with the checkpoint's r.
+    import lightning
+    from alt_lightning.lightning.module import ALTModule
+
+    module = ALTModule(class_names=["a b", "c d", "e f"], **module_kwargs)
+    ckpt = {
+        "state_dict": module.state_dict(),
+        "hyper_parameters": dict(module.hparams),
+        "pytorch-lightning_version": lightning.__version__,
+    }
+    module.on_save_checkpoint(ckpt)
+    path = tmp_path / "x.ckpt"
+    torch.save(ckpt, path)
+    args = Namespace(ckpt=str(path), config=None, model_name=None, pretrained=None, corpus=None, r=None)
+    model, _ = build_model(args, None)
+    assert model.model.encoder.r_per_layer == [2, 2]
+    model, _ = build_model(Namespace(**{**vars(args), "r": 1}), None)
+    assert model.model.encoder.r_per_layer == [1, 1]
+    assert model.class_names == ["a b", "c d", "e f"]

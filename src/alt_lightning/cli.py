@@ -1,6 +1,7 @@
 """The ``alt`` command: LightningCLI (fit / validate / test / predict) plus ALT's own subcommands.
 
-``alt fit --config configs/experiments/k400_b16.yaml`` trains (``--ckpt_path last`` resumes the newest run of that
+``alt fit --config configs/model/alt_b16_8f.yaml --config configs/data/k400.yaml --config configs/trainer/ddp.yaml
+--config configs/experiments/supervised_k400.yaml`` trains (``--ckpt_path last`` resumes the newest run of that
 config in its own folder, see :func:`resolve_resume`); ``alt test --config ... --ckpt_path X.ckpt`` tests with the
 model and data settings restored from the checkpoint (explicit arguments win; the checkpoint's model class wins
 over config files), its backbone checked before anything expensive is built. ``alt test`` without a checkpoint is

@@ -11,8 +11,8 @@ import numpy as np
 
 from alt_lightning.cli import main as alt_main
 from alt_lightning.commands.loader_bench import time_loader
-from alt_lightning.data.annotations import parse_path_label_list
 from alt_lightning.data.dataset import SamplingConfig, VideoDataset
+from alt_lightning.data.parsers import parse_path_label_list
 from alt_lightning.data.transforms import ClipTransform
 
 

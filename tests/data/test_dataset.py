@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import missing_reason, parse_path_label_list
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset, worker_init
+from alt_lightning.data.parsers import missing_reason, parse_path_label_list
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 from alt_lightning.lightning.module import aggregate_views
@@ -175,7 +175,7 @@ def test_missing_reason_tells_missing_from_unreadable(tmp_path, unprivileged) ->
     unprivileged.deny(tmp_path / "closed", 0o600)  # no execute: the file cannot be reached
     unprivileged.deny(tmp_path / "unlisted", 0o300)  # no read: reachable, but a folder listing misses it
     paths = [tmp_path / "closed" / "clip.mp4", tmp_path / "unlisted" / "clip.mp4", tmp_path / "gone.mp4", tmp_path]
-    code = "import json, sys\nfrom alt_lightning.data.annotations import missing_reason\n"
+    code = "import json, sys\nfrom alt_lightning.data.parsers import missing_reason\n"
     code += "print(json.dumps([missing_reason(p) for p in sys.argv[1:]]))"
     res = unprivileged.run("-c", code, *map(str, paths))
     assert res.returncode == 0, res.stderr

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch.utils.data import default_collate
 
-from alt_lightning.data.annotations import parse_path_label_list
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset
 from alt_lightning.data.feature_cache import (
     CachedFeatureDataset,
@@ -22,6 +21,7 @@ from alt_lightning.data.feature_cache import (
     open_cache,
     spec_key,
 )
+from alt_lightning.data.parsers import parse_path_label_list
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 from alt_lightning.lightning import ALTModule

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from alt_lightning.cli import main as alt_main
-from alt_lightning.data.annotations import AnnotationError
+from alt_lightning.data.parsers import AnnotationError
 from alt_lightning.datamodules import (
     KineticsDataModule,
     SSv2DataModule,

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from alt_lightning.data.annotations import AnnotationError
 from alt_lightning.data.manifests import (
     Manifest,
     ManifestEntry,
@@ -17,6 +16,7 @@ from alt_lightning.data.manifests import (
     relative_path,
     write_manifest,
 )
+from alt_lightning.data.parsers import AnnotationError
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules import FewShotDataModule, UCFHMDBDataModule
 from alt_lightning.text.classes import k600_novel_classes

@@ -18,6 +18,7 @@ from alt_lightning.lightning.callbacks import (
     PredictionWriter,
     StepSeed,
     ThroughputMonitor,
+    alignment_maps,
     entity_patch_map,
     render_alignment,
     write_predictions,
@@ -119,3 +120,14 @@ def test_step_seed_depends_only_on_seed_step_and_rank() -> None:
         cb.on_train_batch_start(SimpleNamespace(global_step=4, global_rank=1), None, None, 0)
         draws.append(torch.rand(3))
     assert torch.equal(draws[0], draws[1])
+
+
+def test_alignment_maps_with_the_frozen_tower_cast_to_bf16(module_kwargs: dict) -> None:
+    # encoder.cast_frozen_bf16 stores the frozen tower in bf16 (fit/test start on a GPU); the heatmap callback then
+    # runs the model outside the trainer's autocast context, so bf16 tokens meet the fp32 adapter.
+    module = ALTModule(class_names=["a b", "c d", "e f"], **module_kwargs)
+    module.model.encoder.cast_frozen_(torch.bfloat16)
+    video = torch.randn(1, 2, 3, 64, 64)
+    out, entity, _conf = alignment_maps(module, video)
+    assert out.logits.shape == (1, 3)
+    assert entity.shape == (1, 2, 4, 4)

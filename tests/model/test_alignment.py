@@ -94,3 +94,20 @@ def test_errors_say_what_is_wrong() -> None:
         EntityAligner(_corpus())(torch.randn(2, C + 1))
     with pytest.raises(ValueError, match="tau"):
         AlignmentConfig(tau=0.0)
+
+
+def test_similarity_and_choice_are_float32_under_bf16_autocast() -> None:
+    g = torch.Generator().manual_seed(0)
+    ent = torch.randn(1, 64, generator=g) + 0.02 * torch.randn(500, 64, generator=g)  # [K, C] close entities
+    aligner = EntityAligner(ent, AlignmentConfig(gumbel=False)).eval()
+    regions = torch.randn(2, 3, 20, 64, generator=g)  # [B, T, R, C]
+    ref = aligner(regions)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = aligner(regions)
+    assert torch.equal(got.entity_ids, ref.entity_ids)
+    # Regions that come out of an autocast encoder are bf16: the choice must not be taken on bf16 probabilities.
+    half = regions.bfloat16()
+    ref_half = aligner(half.float())
+    got_half = aligner(half)
+    assert torch.equal(got_half.entity_ids, ref_half.entity_ids)
+    assert got_half.aligned.dtype == torch.bfloat16

@@ -59,3 +59,14 @@ def test_class_prompts_use_readable_names() -> None:
     ]
     assert [len(p) for p in class_prompts(["YoYo"], "ensemble")] == [8]
     assert class_prompts(["YoYo"], "ensemble")[0][0] == "a photo of a person yo yo."
+
+
+def test_logits_are_float32_under_bf16_autocast() -> None:
+    g = torch.Generator().manual_seed(0)
+    clf = TextClassifier(torch.randn(400, 64, generator=g))
+    z = torch.randn(8, 64, generator=g)
+    ref = clf(z)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = clf(z)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, ref, atol=1e-4, rtol=1e-5)

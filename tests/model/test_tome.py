@@ -173,3 +173,15 @@ def test_proportional_bias() -> None:
     bias = proportional_attention_bias(size, torch.float16)
     assert bias.shape == (1, 1, 1, 3) and bias.dtype == torch.float16
     assert bias.flatten().tolist() == pytest.approx([0.0, math.log(2.0), math.log(4.0)], abs=1e-3)
+
+
+def test_matching_is_float32_under_bf16_autocast() -> None:
+    # Near-duplicate tokens: similarities differ below bf16 resolution, so a bf16 product would tie them.
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 1, 64, generator=g)
+    metric = base + 1e-3 * torch.randn(4, 197, 64, generator=g)  # [N, T, Dk]
+    ref = bipartite_soft_matching(metric, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = bipartite_soft_matching(metric, 8)
+    assert torch.equal(got.src, ref.src)
+    assert torch.equal(got.dst, ref.dst)

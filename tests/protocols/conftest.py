@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
 UCF_CLASSES = ("ApplyEyeMakeup", "Archery", "Basketball", "YoYo")
 
@@ -60,3 +63,18 @@ def tiny_model_args(tiny_weights: Path, tiny_corpus: Path) -> list[str]:
         "--trainer.enable_model_summary=false",
         "--trainer.num_sanity_val_steps=0",
     ]
+
+
+@pytest.fixture
+def fake_cli() -> Callable[[float], SimpleNamespace]:
+    """Makes what the protocol runner reads from a finished ``alt test`` (its ``run_fn``'s result), for a top-1.
+
+    The metrics are those the runner reports: top-1 as given, top-5 1.0, mean class accuracy half the top-1.
+    """
+
+    def make(top1: float) -> SimpleNamespace:
+        metrics = {"test/top1": torch.tensor(top1), "test/top5": torch.tensor(1.0), "test/mean_class": top1 / 2}
+        trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos_evaluated": 4.0}, callbacks=[])
+        return SimpleNamespace(trainer=trainer, datamodule=None)
+
+    return make

@@ -9,7 +9,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from alt_lightning.cli import main
 from alt_lightning.protocols.runner import (
@@ -52,27 +51,18 @@ def test_plans_set_the_options_of_the_nested_data(tmp_path: Path, ucf_config: Pa
     assert unit.novel_args == ["--data.init_args.base.init_args.subset=novel"]
 
 
-class _FakeCLI:
-    """What the runner reads from a finished ``alt test``."""
-
-    def __init__(self, top1: float) -> None:
-        metrics = {"test/top1": torch.tensor(top1), "test/top5": torch.tensor(1.0), "test/mean_class": top1 / 2}
-        self.trainer = SimpleNamespace(callback_metrics={**metrics, "test/videos_evaluated": 4.0}, callbacks=[])
-        self.datamodule = None
-
-
-def test_interrupted_runner_resumes_skipping_finished_units(tmp_path: Path, ucf_config: Path) -> None:
+def test_interrupted_runner_resumes_skipping_finished_units(tmp_path: Path, ucf_config: Path, fake_cli) -> None:
     top1 = {"1": 0.5, "2": 0.6, "3": 0.7}
     calls: list[str] = []
     fail_once = {"2"}
 
-    def fake_run(argv: list[str]) -> _FakeCLI:
+    def fake_run(argv: list[str]) -> SimpleNamespace:
         split = next(a.split("=")[1] for a in argv if a.startswith("--data.init_args.split="))
         calls.append(split)
         if split in fail_once:
             fail_once.clear()
             raise RuntimeError("node lost")
-        return _FakeCLI(top1[split])
+        return fake_cli(top1[split])
 
     spec = _spec(tmp_path, [ucf_config])
     with pytest.raises(RuntimeError, match="node lost"):
@@ -128,3 +118,26 @@ def test_zero_shot_end_to_end_from_the_backbone_alone(
         math.sqrt(sum((t - mean) ** 2 for t in top1) / 3)
     )
     assert main(["protocol", "show", str(out / "results.json")]) == 0
+
+
+def test_resume_refuses_units_planned_with_other_arguments(tmp_path: Path, fake_cli) -> None:
+    """Published K600 subsets, then seeded draws into the same --out: same unit ids, other classes."""
+    cfg = tmp_path / "k600.yaml"
+    cfg.write_text(
+        "data:\n  class_path: alt_lightning.protocols.ClassSubsetDataModule\n  init_args:\n    base:\n"
+        "      class_path: alt_lightning.datamodules.KineticsDataModule\n      init_args: {version: 600}\n"
+    )
+    spec = ProtocolSpec(protocol="zero-shot", configs=[str(cfg)], out=tmp_path / "out", name="k600")
+    calls: list[list[str]] = []
+
+    def fake_run(argv: list[str]) -> SimpleNamespace:
+        calls.append(argv)
+        return fake_cli(0.5 if any("draw=" in a for a in argv) else 0.25)
+
+    ProtocolRunner(spec, plan_zero_shot(spec), run_fn=fake_run).run()
+    assert len(calls) == 3
+    drawn = plan_zero_shot(spec, ["1", "2", "3"], draw=160)
+    assert [u.id for u in drawn] == ["k600/split1", "k600/split2", "k600/split3"]  # the ids collide
+    with pytest.raises(RuntimeError, match="other arguments"):
+        ProtocolRunner(spec, drawn, run_fn=fake_run).run()
+    assert len(calls) == 3  # the published-subset results were not reported as the drawn ones

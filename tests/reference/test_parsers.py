@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from alt_lightning.data.annotations import (
+from alt_lightning.data.parsers import (
     parse_hmdb51_split,
     parse_kinetics_csv,
     parse_path_label_list,

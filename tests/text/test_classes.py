@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from alt_lightning.data.annotations import AnnotationError
+from alt_lightning.data.parsers import AnnotationError
 from alt_lightning.text.classes import K400_TO_K600_RENAMES, class_names, k600_novel_classes, read_class_file
 
 

@@ -2,7 +2,7 @@ r"""``alt check-data``: decode-check a DataModule's videos before training, in p
 
 Usage::
 
-    alt check-data --config configs/experiments/k400_b16.yaml [--splits train val] [--workers 8]
+    alt check-data --config configs/data/k400.yaml [--splits train val] [--workers 8]
                    [--report check_data.csv] [--clean-list clean_{split}.txt] [--full] [--strict]
     alt check-data --data.class_path alt_lightning.datamodules.UCFHMDBDataModule \
                    --data.init_args.root data/ucf101 --data.init_args.dataset ucf101

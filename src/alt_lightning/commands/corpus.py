@@ -27,6 +27,7 @@ from rich.table import Table
 
 from alt_lightning.commands import parse_or_exit_code, report_console
 from alt_lightning.text import corpus as corpus_lib
+from alt_lightning.text import corpus_authoring as authoring
 
 #: Where ``build`` looks for answer files by default (relative to the current folder, i.e. the repo root).
 DEFAULT_ANSWERS_DIR = Path("corpus") / "answers"
@@ -43,10 +44,10 @@ def default_answer_paths(folder: Path = DEFAULT_ANSWERS_DIR) -> list[Path]:
 
 def _class_lists_for(corpus: corpus_lib.Corpus) -> dict[str, list[str]]:
     """Shipped source lists, plus the labels seen in sources for any other (user) dataset."""
-    lists = corpus_lib.shipped_class_lists()
+    lists = authoring.shipped_class_lists()
     for record in corpus.records:
         for dataset, labels in record.sources.items():
-            if dataset not in corpus_lib.SOURCE_DATASETS:
+            if dataset not in authoring.SOURCE_DATASETS:
                 seen = lists.setdefault(dataset, [])
                 seen += [label for label in labels if label not in seen]
     return lists
@@ -55,7 +56,7 @@ def _class_lists_for(corpus: corpus_lib.Corpus) -> dict[str, list[str]]:
 def _cmd_stats(args: argparse.Namespace, console: Console) -> int:
     corpus = corpus_lib.load_corpus(args.corpus)
     lists = _class_lists_for(corpus)
-    stats = corpus_lib.corpus_stats(corpus, lists, n_fewest=args.fewest)
+    stats = authoring.corpus_stats(corpus, lists, n_fewest=args.fewest)
     console.print(
         f"[bold]{escape(stats.name)}[/bold] version {escape(stats.version)}: {stats.units} units, "
         f"hash {stats.hash[:12]}"
@@ -73,7 +74,7 @@ def _cmd_stats(args: argparse.Namespace, console: Console) -> int:
     for col in ("dataset", "classes", "covered", "min", "mean"):
         cov.add_column(col, justify="left" if col == "dataset" else "right")
     for name, d in stats.datasets.items():
-        shipped = "" if name in corpus_lib.SOURCE_DATASETS else " (labels seen)"
+        shipped = "" if name in authoring.SOURCE_DATASETS else " (labels seen)"
         cov.add_row(
             escape(name + shipped),
             str(d.classes),
@@ -125,9 +126,9 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
         )
         return 1
     warnings: list[str] = []
-    corpus = corpus_lib.build_corpus(
+    corpus = authoring.build_corpus(
         answers,
-        corpus_lib.shipped_class_lists(),
+        authoring.shipped_class_lists(),
         name=args.name,
         version=args.version,
         description=args.description,
@@ -152,11 +153,11 @@ def _cmd_build(args: argparse.Namespace, console: Console) -> int:
 def _cmd_merge(args: argparse.Namespace, console: Console) -> int:
     base = corpus_lib.load_corpus(args.base)
     warnings: list[str] = []
-    merged = corpus_lib.merge_corpus(
+    merged = authoring.merge_corpus(
         base,
         [Path(p) for p in args.answers],
         args.dataset,
-        corpus_lib.load_class_list(args.classes),
+        authoring.load_class_list(args.classes),
         warnings_out=warnings,
     )
     _print_warnings(console, warnings)
@@ -170,9 +171,9 @@ def _cmd_merge(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_template(args: argparse.Namespace, console: Console) -> int:
-    labels = corpus_lib.load_class_list(args.labels if args.labels else args.dataset)
+    labels = authoring.load_class_list(args.labels if args.labels else args.dataset)
     # Plain stdout, not rich: the prompts hold JSON braces and brackets that must come out verbatim.
-    sys.stdout.write(corpus_lib.render_prompts(labels))
+    sys.stdout.write(authoring.render_prompts(labels))
     return 0
 
 
@@ -221,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", help="corpus file to write (default: the package's shipped corpus)")
     p.add_argument("--name", default=corpus_lib.DEFAULT_CORPUS)
-    p.add_argument("--version", default=corpus_lib.DEFAULT_VERSION)
-    p.add_argument("--description", default=corpus_lib.DEFAULT_DESCRIPTION)
+    p.add_argument("--version", default=authoring.DEFAULT_VERSION)
+    p.add_argument("--description", default=authoring.DEFAULT_DESCRIPTION)
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output would change")
 
     p = add("merge", _cmd_merge, "Extend a corpus with answers for a new dataset.")

@@ -4,7 +4,7 @@ Usage::
 
     alt loader-bench                                   # writes a synthetic set (340x256, 150 frames) and times it
     alt loader-bench --videos /data/k400/val --limit 64 --workers 0 1 2 4
-    alt loader-bench --config configs/experiments/k400_b16.yaml --workers 2 4 8
+    alt loader-bench --config configs/data/k400.yaml --workers 2 4 8
     alt loader-bench --synthetic 16 --modes train eval --json bench.json
 
 For each mode (``train``: random segment sampling and augmentation, one clip per video; ``eval``: the test views,
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import VIDEO_EXTENSIONS
 from alt_lightning.data.dataset import SamplingConfig, VideoDataset, worker_init
+from alt_lightning.data.parsers import VIDEO_EXTENSIONS
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 

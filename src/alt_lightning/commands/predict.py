@@ -117,7 +117,7 @@ def parse_labels(spec: str) -> list[str]:
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix == ".csv":
-            from alt_lightning.data.annotations import read_label_names_csv
+            from alt_lightning.data.parsers import read_label_names_csv
 
             return read_label_names_csv(path)
         return read_class_file(path)

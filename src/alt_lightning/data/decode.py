@@ -34,7 +34,7 @@ from types import TracebackType
 import av
 import numpy as np
 
-from alt_lightning.data.annotations import os_error_reason
+from alt_lightning.data.parsers import os_error_reason
 
 __all__ = [
     "DecodeStats",
@@ -252,12 +252,12 @@ class VideoReader:
             thread_type: FFmpeg threading mode: ``"AUTO"`` (frame + slice), ``"FRAME"``, ``"SLICE"``,
                 ``"NONE"``.
             timeout_s: Wall-clock limit of each :meth:`get` call and of the open/probe, checked between
-                frames and packets; ``None`` disables it. Our choice (paper silent): 60 s, far above
-                the < 1 s a 10 s clip takes, so only broken or pathological files hit it.
+                frames and packets; ``None`` disables it. Our choice (paper silent): 60 s, far above what
+                decoding a 10 s clip takes, so only broken or pathological files hit it.
             seek_threshold: Seek only when seeking skips at least this many frames that sequential
                 decoding would decode (a seek flushes the decoder and costs about as much as decoding
-                a few frames). Our choice (paper silent): 8, measured on 150-frame h264 clips with a
-                keyframe every 12 frames (8 segment frames: 24 decoded 128 frames per clip, 8 about 55);
+                a few frames). Our choice (paper silent): 8, which decodes far fewer frames per training clip
+                than 24 on h264 with a keyframe every 12 frames (the figures are in ``docs/benchmarks.md``);
                 ``0`` seeks whenever a keyframe lies between, a very large value always decodes
                 sequentially.
             size: Shown ``(height, width)`` to let FFmpeg's scaler resize while converting to RGB (cheaper

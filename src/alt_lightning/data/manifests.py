@@ -1,7 +1,7 @@
 """Seeded, hashed manifests: few-shot training lists (and later class subsets), reproducible byte for byte.
 
 A manifest is a ``path label`` list with a header of ``#`` lines, which this package's list readers
-(:func:`read_manifest`, :func:`~alt_lightning.data.annotations.parse_path_label_list`) recognise by the first
+(:func:`read_manifest`, :func:`~alt_lightning.data.parsers.lists.parse_path_label_list`) recognise by the first
 line and skip; other tools need the header removed (``grep -v '^# '``)::
 
     # alt-lightning manifest v1
@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from alt_lightning.data.annotations import MANIFEST_MAGIC, AnnotationError, split_manifest_header
+from alt_lightning.data.parsers import MANIFEST_MAGIC, AnnotationError, split_manifest_header
 from alt_lightning.data.records import VideoRecord
 
 __all__ = [
@@ -192,7 +192,7 @@ def read_manifest(path: str | os.PathLike[str], *, verify: bool = True) -> Manif
     """Read a manifest, or a plain ``<path> <label>`` list (no header).
 
     The header (our format only: the :data:`MANIFEST_MAGIC` line and the ``# key: value`` lines right after it)
-    is read as :func:`~alt_lightning.data.annotations.split_manifest_header` defines; every other non-blank line
+    is read as :func:`~alt_lightning.data.parsers.lists.split_manifest_header` defines; every other non-blank line
     is an entry, ``#`` or not (plain lists are other projects' data, and HMDB-51 names start with ``#``). The
     label is the last whitespace-separated field (paths may hold spaces).
 

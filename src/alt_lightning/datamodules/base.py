@@ -17,8 +17,8 @@ import lightning.pytorch as pl
 from lightning.fabric.utilities.data import AttributeDict
 from torch.utils.data import DataLoader
 
-from alt_lightning.data.annotations import AnnotationError, check_missing, missing_reason
 from alt_lightning.data.dataset import BadFileLog, SamplingConfig, VideoDataset, worker_init
+from alt_lightning.data.parsers import AnnotationError, check_missing, missing_reason
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 from alt_lightning.model.backbone import PreprocessConfig
@@ -39,7 +39,7 @@ def missing_summary(
 ) -> str:
     """One line: how many videos of a split are missing and the first few (with their annotation line).
 
-    ``reasons`` (one per record, :func:`~alt_lightning.data.annotations.missing_reason`) are counted when some
+    ``reasons`` (one per record, :func:`~alt_lightning.data.parsers.common.missing_reason`) are counted when some
     file is there but unreadable, so that ``Permission denied`` does not read as "re-download everything".
     """
     first = ", ".join(f"{os.path.basename(r.path)} ({r.meta.get('source', r.video_id)})" for r in missing[:max_items])

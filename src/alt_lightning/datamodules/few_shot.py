@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from alt_lightning.data.annotations import AnnotationError
 from alt_lightning.data.manifests import (
     Manifest,
     ManifestEntry,
@@ -17,6 +16,7 @@ from alt_lightning.data.manifests import (
     relative_path,
     write_manifest,
 )
+from alt_lightning.data.parsers import AnnotationError
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules.base import VideoDataModule, plain_base_hparams
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alt_lightning.data.annotations import parse_path_label_list, read_label_names_csv
+from alt_lightning.data.parsers import parse_path_label_list, read_label_names_csv
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules.base import VideoDataModule
 from alt_lightning.text.classes import class_names as load_class_names

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alt_lightning.data.annotations import parse_ssv2_json, read_ssv2_labels
+from alt_lightning.data.parsers import parse_ssv2_json, read_ssv2_labels
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules.base import VideoDataModule
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from alt_lightning.data.annotations import (
+from alt_lightning.data.parsers import (
     AnnotationError,
     hmdb51_split_classes,
     parse_hmdb51_split,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from alt_lightning.data.annotations import AnnotationError
+from alt_lightning.data.parsers import AnnotationError
 
 #: Names of the shipped lists (file stems under ``resources/classes``).
 SHIPPED_LISTS = (
