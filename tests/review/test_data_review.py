@@ -22,8 +22,8 @@ def test_resume_does_not_reuse_units_planned_with_other_arguments(tmp_path: Path
     """Published K600 subsets, then seeded draws into the same --out: same unit ids, other classes."""
     cfg = tmp_path / "k600.yaml"
     cfg.write_text(
-        "data:\n  class_path: alt_lightning.protocols.ClassSubsetDataModule\n  init_args:\n    base:\n"
-        "      class_path: alt_lightning.datamodules.KineticsDataModule\n      init_args: {version: 600}\n"
+        "data:\n  class_path: alt_lightning.datamodules.KineticsDataModule\n"
+        "  init_args: {version: 600, class_subset: {classes: k600_zs_split1}}\n"
     )
     spec = ProtocolSpec(protocol="zero-shot", configs=[str(cfg)], out=tmp_path / "out", name="k600")
     calls: list[list[str]] = []
@@ -44,8 +44,8 @@ def test_resume_does_not_reuse_units_planned_with_other_arguments(tmp_path: Path
 def test_cache_command_serves_configs_that_set_feature_dir_on_the_datamodule(
     synthetic_root: Path, model_config: dict, tmp_path: Path, capsys
 ) -> None:
-    """The shipped zero-/few-shot configs set ``feature_dir`` on the DataModule itself (not a cache wrapper);
-    ``alt cache info/build --config`` must then use those caches (and only ``feature_splits``)."""
+    """The shipped zero-/few-shot configs set the ``features`` option on the DataModule (default: the test split);
+    ``alt cache info/build --config`` must then use those caches (and only ``features.splits``)."""
     import yaml
 
     from alt_lightning.cli import main as alt_main
@@ -63,7 +63,7 @@ def test_cache_command_serves_configs_that_set_feature_dir_on_the_datamodule(
                 "test_list": "test.txt",
                 "num_frames": 2,
                 "num_workers": 0,
-                "feature_dir": str(cache_dir),
+                "features": {"dir": str(cache_dir)},
                 "bad_file_log": str(tmp_path / "bad.csv"),
             },
         },
@@ -71,7 +71,7 @@ def test_cache_command_serves_configs_that_set_feature_dir_on_the_datamodule(
     path = tmp_path / "zs.yaml"
     path.write_text(yaml.safe_dump(config))
     assert alt_main(["cache", "build", "--config", str(path)]) == 0
-    assert [c.split for c in list_caches(cache_dir)] == ["test"]  # feature_splits, not every split
+    assert [c.split for c in list_caches(cache_dir)] == ["test"]  # features.splits, not every split
     capsys.readouterr()
     assert alt_main(["cache", "info", "--config", str(path)]) == 0
     assert "(built, read by this configuration)" in capsys.readouterr().out
