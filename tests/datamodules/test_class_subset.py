@@ -65,9 +65,12 @@ def test_drawn_subset_is_saved_and_read_back(ucf_layout: Path, tmp_path: Path) -
 
 
 def test_k600_published_and_drawn_zero_shot_subsets(tmp_path: Path) -> None:
+    # sha256 of each subset's canonical class manifest, as data/README.md quotes them (protocol results record it).
+    pinned = {1: "848813ba31ed72c7", 2: "0880e0463e3e3e86", 3: "ed4f32ece1e4b199"}
     for k in (1, 2, 3):
         dm = KineticsDataModule(root=str(tmp_path), version=600, class_subset=ClassSubset(f"k600_zs_split{k}"))
         assert dm.class_names == class_names(f"k600_zs_split{k}") and len(dm.class_names) == 160
+        assert dm.subset_manifest().sha256.startswith(pinned[k])
     drawn = KineticsDataModule(
         root=str(tmp_path), version=600, class_subset=ClassSubset("k600_novel", draw=160, draw_seed=1)
     )
