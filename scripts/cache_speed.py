@@ -1,9 +1,10 @@
 """Time one few-shot training epoch from decoding vs from the frozen-feature cache (CPU figure of issue 7).
 
 Writes a synthetic dataset (8 classes x ``--videos`` training videos, h264), then fits the same tiny ALT model
-for ``--epochs`` epochs twice: on decoded, augmented clips (:class:`VideoListDataModule`) and on cached tokens
-(:class:`CachedFeatureDataModule`, cache built once beforehand and timed apart). Prints the per-epoch wall-clock
-times (the first epoch, which warms up, is left out of the median), the build time, and the ratio::
+for ``--epochs`` epochs twice: on decoded, augmented clips (:class:`VideoListDataModule`) and on cached tokens (the
+same DataModule with ``features`` on the training split, cache built once beforehand and timed apart). Prints the
+per-epoch wall-clock times (the first epoch, which warms up, is left out of the median), the build time, and the
+ratio::
 
     python scripts/cache_speed.py [--videos 16] [--frames 8] [--size 128] [--epochs 3] [--workers 0]
                                   [--model_name alt-tiny|ViT-B-16] [--threads N]
@@ -25,7 +26,7 @@ import lightning.pytorch as pl
 import torch
 
 from alt_lightning.data.synthetic import DEFAULT_CLASSES, write_synthetic_dataset
-from alt_lightning.datamodules import CachedFeatureDataModule, VideoListDataModule
+from alt_lightning.datamodules import FeatureCacheConfig, VideoListDataModule
 from alt_lightning.lightning import ALTModule
 
 
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {8 * a.videos} training videos ({a.size}x{a.size}, {a.video_frames} frames) in "
               f"{time.perf_counter() - t0:.1f} s")  # fmt: skip
 
-        def base() -> VideoListDataModule:
+        def base(**options: Any) -> VideoListDataModule:
             return VideoListDataModule(
                 root=str(root),
                 classes="classes.txt",
@@ -117,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
                 flip=0.0,  # direction-of-motion classes
                 pin_memory=False,
                 bad_file_log=str(Path(tmp) / "bad.csv"),
+                **options,
             )
 
         names = [" ".join((c, s, "moving", d)) for c, s, d in DEFAULT_CLASSES]
         decoded = _fit(_model(names, a.model_name), base(), a.epochs, Path(tmp))
 
-        cached_dm = CachedFeatureDataModule(base(), feature_dir=str(Path(tmp) / "cache"), splits=["train"])
+        cached_dm = base(features=FeatureCacheConfig(dir=str(Path(tmp) / "cache"), splits=("train",)))
         model = _model(names, a.model_name)
         t0 = time.perf_counter()
         cached_dm.prepare_caches(model)

@@ -46,6 +46,29 @@ def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+#: The classes of `ucf_layout`: the first two are the base half, the last two the novel half.
+UCF4 = ("ApplyEyeMakeup", "Archery", "Basketball", "YoYo")
+
+
+@pytest.fixture(scope="session")
+def ucf_layout(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``classInd.txt``, ``trainlist0k.txt``, ``testlist0k.txt``; 3 videos per class (links to synthetic videos)."""
+    videos = iter(sorted((synthetic_root / "videos").rglob("*.mp4")))
+    root = tmp_path_factory.mktemp("ucf_layout")
+    lists = root / "ucfTrainTestlist"
+    lists.mkdir()
+    (lists / "classInd.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(UCF4, 1)))
+    for cls in UCF4:
+        (root / cls).mkdir()
+        for g in (1, 2, 3):
+            os.symlink(next(videos), root / cls / f"v_{cls}_g{g:02d}_c01.avi")
+    for split in (1, 2, 3):
+        train = [f"{c}/v_{c}_g{g:02d}_c01.avi {i}" for i, c in enumerate(UCF4, 1) for g in (1, 2, 3) if g != split]
+        (lists / f"trainlist0{split}.txt").write_text("\n".join(train) + "\n")
+        (lists / f"testlist0{split}.txt").write_text("".join(f"{c}/v_{c}_g{split:02d}_c01.avi\n" for c in UCF4))
+    return root
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 12-entity corpus file in the shipped format."""

@@ -13,11 +13,12 @@ import json
 import os
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from alt_lightning.cli import main
-from alt_lightning.protocols.runner import _data_chain, read_configs
+from alt_lightning.cli import main, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -54,6 +55,11 @@ def header_commands(path: Path) -> list[list[str]]:
     return commands
 
 
+def composed(configs: list[str]) -> Any:
+    """The configuration ``alt fit`` composes from ``configs`` (paths relative to the repository), defaults filled."""
+    return parse_config(["fit", *(a for c in configs for a in ("--config", str(REPO / c)))])
+
+
 def test_every_experiment_documents_its_command() -> None:
     assert len(EXPERIMENTS) >= 13
     for path in EXPERIMENTS:
@@ -66,28 +72,49 @@ def test_every_experiment_documents_its_command() -> None:
 
 
 def test_protocol_values_of_the_paper() -> None:
-    """Paper §3: B/16 8 frames 3x1 views for K400; 32 frames for zero-/few-shot; K in {2,4,8,16}; 3 seeds x 16 shots."""
-    sup = read_configs([CONFIGS / "model/alt_b16_8f.yaml", CONFIGS / "experiments/supervised_k400.yaml"])
-    assert sup["model"]["init_args"]["model_name"] == "ViT-B-16"
-    assert {k: sup["data"]["init_args"][k] for k in ("num_frames", "test_clips", "test_crops")} == {
+    """Paper §3: B/16 8 frames 3x1 views for K400; 32 frames for zero-/few-shot; K in {2,4,8,16}; 3 seeds x 16 shots.
+
+    Read from each experiment's own command, composed as ``alt fit`` composes it (defaults included).
+    """
+    (sup_cmd, _) = header_commands(CONFIGS / "experiments" / "supervised_k400.yaml")
+    sup = composed(_configs(sup_cmd))
+    assert sup.model.init_args.model_name == "ViT-B-16"
+    assert {k: sup.data.init_args[k] for k in ("num_frames", "test_clips", "test_crops")} == {
         "num_frames": 8,
         "test_clips": 3,
         "test_crops": 1,
     }
     for path in EXPERIMENTS:
-        cfg = read_configs([path])
-        data = cfg.get("data", {}).get("init_args", {})
-        while "base" in data:
-            data = data["base"]["init_args"]
+        cmd = header_commands(path)[0]
+        data = composed(_configs(cmd)).data
+        init = data.init_args
         if path.name.startswith(("zero_shot", "few_shot", "base_to_novel")):
-            assert data["num_frames"] == 32, path.name
-        cmd = " ".join(" ".join(c) for c in header_commands(path))
+            assert init.num_frames == 32 and (init.test_clips, init.test_crops) == (1, 1), path.name
+        text = " ".join(" ".join(c) for c in header_commands(path))
         if path.name.startswith("few_shot"):
-            assert "--shots 2 4 8 16 --seeds 0 1 2" in cmd
+            assert "--shots 2 4 8 16 --seeds 0 1 2" in text and init.few_shot is not None
         if path.name.startswith("base_to_novel"):
-            assert "--seeds 0 1 2 --shots 16" in cmd and data.get("num_frames") == 32
-        if path.name.startswith("zero_shot") and "protocol" in cmd:
-            assert "--splits 1 2 3" in cmd
+            assert "--seeds 0 1 2 --shots 16" in text and init.few_shot.shots == 16
+            assert init.class_subset.subset == "base" and init.class_subset.classes is None  # halves of all classes
+        if path.name.startswith("zero_shot") and "protocol" in text:
+            assert "--splits 1 2 3" in text
+        if path.name == "zero_shot_k600.yaml":
+            assert init.version == 600 and init.class_subset.classes == "k600_zs_split1"
+        if path.name.startswith(("zero_shot", "few_shot")) and "protocol" in text:
+            assert init.features.splits == ("test",)  # the cache serves evaluation only: no augmentation lost
+
+
+def test_no_experiment_restates_a_default() -> None:
+    """Each experiment states only its differences: no value equal to what the pieces before it already give."""
+    for path in EXPERIMENTS:
+        configs = _configs(header_commands(path)[0])
+        without = composed(configs[:-1])
+        mine = yaml.safe_load(path.read_text())
+        for section in ("model", "data"):
+            for key, value in ((mine.get(section) or {}).get("init_args") or {}).items():
+                before = without[section].init_args.get(key)
+                before = before.as_dict() if hasattr(before, "as_dict") else before
+                assert value != before, f"{path.name}: {section}.{key}: {value!r} is already the value"
 
 
 # ----------------------------------------------------------------------------------------------- tiny datasets
@@ -170,30 +197,25 @@ def official_roots(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactor
     return roots
 
 
-def _dataset_of(node: dict) -> str:
-    cls, init = node["class_path"].rsplit(".", 1)[-1], node.get("init_args", {})
+def _dataset_of(data: Any) -> str:
+    cls, init = data.class_path.rsplit(".", 1)[-1], data.init_args
     if cls == "KineticsDataModule":
-        return f"kinetics{init.get('version', 400)}"
+        return f"kinetics{init.version}"
     if cls == "UCFHMDBDataModule":
-        return init.get("dataset", "ucf101")
+        return init.dataset
     return {"SSv2DataModule": "ssv2"}[cls]
 
 
 def tiny_overrides(configs: list[str], roots: dict[str, Path], weights: Path, corpus: Path) -> list[str]:
-    """alt-tiny backbone, the tiny dataset's root at the innermost data level, 4 frames, 1 batch per stage."""
-    cfg = read_configs([REPO / c for c in configs])
-    depth = len(_data_chain(cfg)) - 1
-    node = cfg["data"]
-    for _ in range(depth):
-        node = node["init_args"]["base"]
-    data = "--data.init_args." + "base.init_args." * depth
+    """alt-tiny backbone, the tiny dataset's root, 4 frames, 1 batch per stage."""
+    data = "--data.init_args."
     return [
         "--model.init_args.model_name=alt-tiny",
         f"--model.init_args.pretrained={weights}",
         f"--model.init_args.corpus={corpus}",
         "--model.init_args.encoder.r=2",
         "--model.init_args.adapter.heads=4",
-        f"{data}root={roots[_dataset_of(node)]}",
+        f"{data}root={roots[_dataset_of(composed(configs).data)]}",
         f"{data}num_frames=4",
         f"{data}batch_size=2",
         f"{data}num_workers=0",
@@ -297,9 +319,16 @@ def test_experiment_command_runs(
     assert units and all(u["status"] == "done" for u in units.values())
     expected = {"zero-shot": 3, "few-shot": 1, "base-to-novel": 1}[cmd[1]]
     assert len(units) == expected
+    kinds = {"zero-shot": [], "few-shot": ["few-shot"], "base-to-novel": ["class-subset"]}[cmd[1]]
+    if name == "zero_shot_k600.yaml":
+        kinds = ["class-subset"]
     for unit in units.values():
         assert 0 <= unit["metrics"]["top1" if cmd[1] != "base-to-novel" else "hm"] <= 100
         assert Path(unit["predictions"]).is_file()
+        assert [m["kind"] for m in unit["manifests"]] == kinds  # the few-shot list and class subset it used
+        if cmd[1] == "base-to-novel":  # trained on a few-shot draw of the base classes, tested on the novel ones
+            assert [m["kind"] for m in unit["base_manifests"]] == ["few-shot", "class-subset"]
+            assert unit["base_manifests"][1]["sha256"] != unit["manifests"][0]["sha256"]
     assert set(results["versions"]) >= {"torch", "lightning", "open_clip_torch", "alt-lightning"}
 
 
@@ -308,7 +337,7 @@ PIECES = [
     pytest.param(piece, marks=() if piece in FAST_PIECES else pytest.mark.slow)
     for piece in (
         *(f"model/{p.name}" for p in sorted((CONFIGS / "model").glob("*.yaml"))),
-        *(f"data/{p.name}" for p in sorted((CONFIGS / "data").glob("*.yaml")) if p.name != "few_shot.yaml"),
+        *(f"data/{p.name}" for p in sorted((CONFIGS / "data").glob("*.yaml"))),
         *(f"trainer/{p.name}" for p in sorted((CONFIGS / "trainer").glob("*.yaml"))),
     )
 ]
@@ -322,7 +351,7 @@ def test_piece_runs_in_a_small_combination(
     tiny_corpus: Path,
     tmp_path: Path,
 ) -> None:
-    """Each piece with defaults for the other two kinds (few_shot.yaml runs in the few-shot experiments)."""
+    """Each piece with defaults for the other two kinds."""
     kind = piece.split("/")[0]
     combo = {"model": "model/tiny.yaml", "data": "data/ucf101.yaml", "trainer": "trainer/cpu_debug.yaml"}
     combo[kind] = piece

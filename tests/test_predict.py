@@ -158,8 +158,9 @@ def test_predict_command_with_and_without_checkpoint(
 
 
 def test_model_and_frames_from_composed_configs(tiny_weights: Path, tiny_corpus: Path) -> None:
-    """--config pieces as for alt fit: model settings from the model piece, frames from the nested few-shot data."""
-    configs = [str(REPO / "configs" / p) for p in ("model/tiny.yaml", "experiments/few_shot_ucf101.yaml")]
+    """--config pieces as for alt fit: model settings from the model piece, frames from the few-shot experiment."""
+    pieces = ("model/tiny.yaml", "data/ucf101.yaml", "experiments/few_shot_ucf101.yaml")
+    configs = [str(REPO / "configs" / p) for p in pieces]
     args = _zero_shot_args(tiny_weights, tiny_corpus, model_name=None, config=configs, r=None)
     model, data = build_model(args, ["a", "b"])
     assert data["num_frames"] == 32 and data["test_clips"] == 1

@@ -29,6 +29,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.datamodules.legacy import upgrade_data_hparams
 from alt_lightning.lightning.module import ALTModule, CheckpointMismatchError, expect_checkpoint
 from alt_lightning.protocols.report import VIDEO_COUNTS
 
@@ -467,6 +468,8 @@ def _with_checkpoint_defaults(argv: list[str]) -> list[str]:
         sources.append(("data", "datamodule_hyper_parameters"))
     for key, hp_key in sources:
         hp = dict(saved.get(hp_key) or {})
+        if key == "data":  # nested wrapper DataModules of 0.1.0 become options of the one DataModule
+            hp = upgrade_data_hparams(hp)
         hp.pop("_instantiator", None)
         class_path = hp.pop("_class_path", None)
         if not hp or class_path is None:
@@ -563,6 +566,47 @@ def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
         auto_configure_optimizers=False,
         **kwargs,
     )
+
+
+class _ParseOnly(ALTCLI):
+    """``ALTCLI`` that parses (configs, checkpoint defaults, links declared) and stops: nothing seeded or built."""
+
+    def _set_seed(self) -> None:
+        pass
+
+    def before_instantiate_classes(self) -> None:
+        pass
+
+    def instantiate_classes(self) -> None:
+        pass
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        pass
+
+
+def parse_config(argv: list[str]) -> Any:
+    """The configuration ``alt <subcommand> <args>`` would run with, parsed by the CLI's own parser, nothing built.
+
+    Args:
+        argv: Arguments with the subcommand first, e.g. ``["fit", "--config", "a.yaml", "--config", "b.yaml"]``.
+            Without ``--ckpt_path`` (whose model and data settings come first), ``ALTModule`` and the base
+            ``VideoDataModule`` with its defaults are assumed under the arguments, so that a model-only or data-only
+            config parses.
+
+    Returns:
+        The subcommand's namespace (``.data``, ``.model``, ``.trainer``, ...), defaults filled in.
+    """
+    ckpt = any(a.split("=", 1)[0] == "--ckpt_path" for a in argv)
+    defaults = [] if ckpt else ["--model=ALTModule", f"--data={VideoDataModule.__module__}.VideoDataModule"]
+    cli = _ParseOnly(
+        ALTModule,
+        VideoDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        args=[argv[0], *defaults, *argv[1:]],
+        auto_configure_optimizers=False,
+    )
+    return cli.config[cli.subcommand]
 
 
 def _is_video_predict(argv: list[str]) -> bool:

@@ -49,10 +49,15 @@ def test_round_trip_equals_on_the_fly_features(synthetic_root: Path, module_kwar
     enc = model.model.encoder
     spec = cache_spec(enc, model.backbone_fingerprint, ds)
     item_bytes = 4 * enc.num_tokens() * enc.out_dim * 2
+    with pytest.raises(FeatureCacheError, match="encode returned no source maps"):
+        build_feature_cache(tmp_path / "c", ds, model.model.encode_frames, spec, store_source=True)
+    assert not list(tmp_path.iterdir())  # nothing left behind
+    enc.keep_source = True  # the caller switches source maps on (the DataModule does while building)
     # 5 rows per shard and batches of 4: batches cross shard boundaries.
     cache = build_feature_cache(
-        tmp_path / "c", ds, enc, spec, batch_size=4, shard_bytes=5 * item_bytes, store_source=True
+        tmp_path / "c", ds, model.model.encode_frames, spec, batch_size=4, shard_bytes=5 * item_bytes, store_source=True
     )
+    enc.keep_source = False
     assert cache.num_items == 12 and [s["rows"] for s in cache.index["shards"]] == [5, 5, 2]
     assert cache.token_shape == (4, enc.num_tokens(), 64) and cache.num_failed_videos == 0
     assert not list(tmp_path.glob("*.tmp-*"))  # written under a temporary name, then renamed
@@ -89,7 +94,7 @@ def test_key_changes_with_sampling_backbone_and_records(
     ds = _dataset(records, model, clips=1)
     spec = cache_spec(model.model.encoder, model.backbone_fingerprint, ds)
     path = tmp_path / cache_name("syn", "test", spec_key(spec))
-    cache = build_feature_cache(path, ds, model.model.encoder, spec, batch_size=2)
+    cache = build_feature_cache(path, ds, model.model.encode_frames, spec, batch_size=2)
     assert open_cache(path, spec) is not None
     # The same weights file in a fresh module: the same key (the key is stable, not per instance).
     again = _model(synthetic_root, module_kwargs)
@@ -132,7 +137,7 @@ def test_bad_videos_are_stored_as_failed(synthetic_root: Path, module_kwargs: di
     bad_log = BadFileLog(tmp_path / "bad.csv")
     ds = _dataset(records, model, clips=2, bad_file_log=bad_log)
     spec = cache_spec(model.model.encoder, model.backbone_fingerprint, ds)
-    cache = build_feature_cache(tmp_path / "c", ds, model.model.encoder, spec, batch_size=4)
+    cache = build_feature_cache(tmp_path / "c", ds, model.model.encode_frames, spec, batch_size=4)
     assert cache.ok.tolist() == [True, True, False, False, True, True]
     assert cache.index["failed_items"] == [2, 3] and cache.num_failed_videos == 1
     assert not np.asarray(cache.tokens(2)).any()  # zeros, never the encoding of a placeholder
@@ -162,7 +167,7 @@ def test_memory_maps_are_not_pickled_into_workers(synthetic_root: Path, module_k
     model = _model(synthetic_root, module_kwargs)
     ds = _dataset(_records(synthetic_root)[:4], model, clips=1)
     spec = cache_spec(model.model.encoder, model.backbone_fingerprint, ds)
-    cache = build_feature_cache(tmp_path / "c", ds, model.model.encoder, spec, batch_size=4)
+    cache = build_feature_cache(tmp_path / "c", ds, model.model.encode_frames, spec, batch_size=4)
     first = np.array(cache.tokens(3))  # opens the shard's memory map
     assert cache._arrays
     blob = pickle.dumps(cache)
@@ -184,5 +189,5 @@ def test_interrupted_build_leaves_nothing(synthetic_root: Path, module_kwargs: d
     ds = Failing(records, ClipTransform(p.image_size, p.mean, p.std), SamplingConfig(4), train=False)
     spec = cache_spec(model.model.encoder, model.backbone_fingerprint, ds)
     with pytest.raises(KeyboardInterrupt):
-        build_feature_cache(tmp_path / "c", ds, model.model.encoder, spec, batch_size=2)
+        build_feature_cache(tmp_path / "c", ds, model.model.encode_frames, spec, batch_size=2)
     assert list(tmp_path.iterdir()) == []

@@ -1,4 +1,4 @@
-"""Few-shot lists: drawn by seed into a manifest that reproduces byte for byte, read back, linked by the CLI."""
+"""Few-shot lists (the ``few_shot`` option): drawn by seed into a manifest that reproduces byte for byte, read back."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from alt_lightning.data.manifests import (
 )
 from alt_lightning.data.parsers import AnnotationError
 from alt_lightning.data.records import VideoRecord
-from alt_lightning.datamodules import FewShotDataModule, UCFHMDBDataModule
+from alt_lightning.datamodules import FewShot, UCFHMDBDataModule
 from alt_lightning.text.classes import k600_novel_classes
 
 COMMON = {"num_workers": 0, "num_frames": 4, "batch_size": 4, "image_size": 32, "pin_memory": False}
@@ -30,6 +30,11 @@ UCF_2SHOT_SEED0_SHA = "1c7cb336561aac7fc329601f654634e32e882719ffbbd86958e2447b7
 
 def _base(ucf_root: Path, tmp_path: Path, **kw) -> UCFHMDBDataModule:
     return UCFHMDBDataModule("ucf101", 1, str(ucf_root), bad_file_log=str(tmp_path / "bad.csv"), **COMMON, **kw)
+
+
+def _few(ucf_root: Path, tmp_path: Path, shots: int = 2, **kw) -> UCFHMDBDataModule:
+    """UCF-101 split 1 with the few-shot option (``kw``: its fields)."""
+    return _base(ucf_root, tmp_path, few_shot=FewShot(shots, **kw))
 
 
 def test_draw_is_hash_ranked_nested_and_order_free() -> None:
@@ -75,12 +80,13 @@ def test_manifest_text_round_trip_and_hash_check(tmp_path: Path) -> None:
 
 
 def test_few_shot_manifest_reproduces_byte_for_byte(ucf_root: Path, tmp_path: Path) -> None:
-    dm = FewShotDataModule(_base(ucf_root, tmp_path), shots=2, seed=0, manifest_out=str(tmp_path / "a.txt"))
-    train = dm.records("train")
+    dm = _few(ucf_root, tmp_path, seed=0, manifest_out=str(tmp_path / "a.txt"))
+    train = dm.split_records("train")
     assert len(train) == 6 and [r.label for r in train] == [0, 0, 1, 1, 2, 2]
     assert dm.class_names == ["ApplyEyeMakeup", "Archery", "YoYo"]
-    again = FewShotDataModule(_base(ucf_root, tmp_path), shots=2, seed=0, manifest_out=str(tmp_path / "b.txt"))
-    again.records("train")
+    assert dm.few_shot_manifest == tmp_path / "a.txt"
+    again = _few(ucf_root, tmp_path, seed=0, manifest_out=str(tmp_path / "b.txt"))
+    again.split_records("train")
     a, b = (tmp_path / "a.txt").read_bytes(), (tmp_path / "b.txt").read_bytes()
     assert a == b
     m = read_manifest(tmp_path / "a.txt")
@@ -98,26 +104,29 @@ def test_few_shot_manifest_reproduces_byte_for_byte(ucf_root: Path, tmp_path: Pa
         "sha256": "",
     }
     assert all(e.item.startswith(("ApplyEyeMakeup/", "Archery/", "YoYo/")) for e in m.entries)  # relative paths
-    other = FewShotDataModule(_base(ucf_root, tmp_path), shots=2, seed=1, manifest_out=str(tmp_path / "c.txt"))
-    other.records("train")
+    other = _few(ucf_root, tmp_path, seed=1, manifest_out=str(tmp_path / "c.txt"))
+    other.split_records("train")
     assert (tmp_path / "c.txt").read_bytes() != a
-    # Validation and test are the base's own.
-    assert [r.video_id for r in dm.records("test")] == [r.video_id for r in dm.base.records("test")]
+    # Validation and test are the dataset's own.
+    assert [r.video_id for r in dm.split_records("test")] == [r.video_id for r in dm.records("test")]
+    # The training dataset serves exactly the drawn videos.
+    assert [r.video_id for r in dm.video_dataset("train").records] == [r.video_id for r in train]
 
 
 def test_few_shot_reads_back_our_manifest_and_published_lists(ucf_root: Path, tmp_path: Path) -> None:
-    drawn = FewShotDataModule(_base(ucf_root, tmp_path), shots=2, seed=0, manifest_out=str(tmp_path / "m.txt"))
-    ids = [r.video_id for r in drawn.records("train")]
-    back = FewShotDataModule(_base(ucf_root, tmp_path), shots=2, manifest=str(tmp_path / "m.txt"))
-    assert [r.video_id for r in back.records("train")] == ids
+    drawn = _few(ucf_root, tmp_path, seed=0, manifest_out=str(tmp_path / "m.txt"))
+    ids = [r.video_id for r in drawn.split_records("train")]
+    back = _few(ucf_root, tmp_path, manifest=str(tmp_path / "m.txt"))
+    assert [r.video_id for r in back.split_records("train")] == ids
+    assert back.few_shot_manifest == tmp_path / "m.txt"
     with pytest.raises(ValueError, match="holds 2 shots but shots=4"):
-        FewShotDataModule(_base(ucf_root, tmp_path), shots=4, manifest=str(tmp_path / "m.txt")).records("train")
+        _few(ucf_root, tmp_path, 4, manifest=str(tmp_path / "m.txt")).split_records("train")
     # ViFi-CLIP style: bare file names, our class order.
     (tmp_path / "vifi.txt").write_text(
         "v_ApplyEyeMakeup_g03_c01.avi 0\nv_Archery_g07_c01.avi 1\nv_YoYo_g04_c01.avi 2\n"
     )
-    vifi = FewShotDataModule(_base(ucf_root, tmp_path), shots=1, manifest=str(tmp_path / "vifi.txt"))
-    assert [r.video_id for r in vifi.records("train")] == [
+    vifi = _few(ucf_root, tmp_path, 1, manifest=str(tmp_path / "vifi.txt"))
+    assert [r.video_id for r in vifi.split_records("train")] == [
         "v_ApplyEyeMakeup_g03_c01",
         "v_Archery_g07_c01",
         "v_YoYo_g04_c01",
@@ -125,22 +134,37 @@ def test_few_shot_reads_back_our_manifest_and_published_lists(ucf_root: Path, tm
     # A test video in a training list would leak: refused.
     (tmp_path / "leak.txt").write_text("v_ApplyEyeMakeup_g03_c01.avi 0\nv_ApplyEyeMakeup_g01_c01.avi 0\n")
     with pytest.raises(AnnotationError, match=r"1 of 2 listed videos are not training videos.*g01_c01.avi \(line 2\)"):
-        FewShotDataModule(_base(ucf_root, tmp_path), manifest=str(tmp_path / "leak.txt")).records("train")
+        _few(ucf_root, tmp_path, manifest=str(tmp_path / "leak.txt")).split_records("train")
     (tmp_path / "order.txt").write_text("v_Archery_g07_c01.avi 0\n")
-    with pytest.raises(AnnotationError, match=r"order.txt:1: .* has label 0 but the base dataset gives 1 \(Archery\)"):
-        FewShotDataModule(_base(ucf_root, tmp_path), manifest=str(tmp_path / "order.txt")).records("train")
+    with pytest.raises(AnnotationError, match=r"order.txt:1: .* has label 0 but the dataset gives 1 \(Archery\)"):
+        _few(ucf_root, tmp_path, manifest=str(tmp_path / "order.txt")).split_records("train")
+    # A relative manifest path is found under root.
+    (ucf_root / "lists").mkdir(exist_ok=True)
+    (ucf_root / "lists" / "vifi.txt").write_text((tmp_path / "vifi.txt").read_text())
+    rooted = _few(ucf_root, tmp_path, 1, manifest="lists/vifi.txt")
+    assert len(rooted.split_records("train")) == 3 and rooted.few_shot_manifest == ucf_root / "lists" / "vifi.txt"
 
 
-def test_few_shot_hparams_are_plain_data_and_settings_follow_the_base(ucf_root: Path, tmp_path: Path) -> None:
-    dm = FewShotDataModule(_base(ucf_root, tmp_path, val_clips=2), shots=2, batch_size=2)
-    assert dm.cfg.num_frames == 4 and dm.cfg.val_clips == 2 and dm.cfg.batch_size == 2  # base's, then overrides
-    assert dm.hparams["base"]["class_path"] == "alt_lightning.datamodules.ucf_hmdb.UCFHMDBDataModule"
-    assert dm.hparams["base"]["init_args"]["dataset"] == "ucf101"
-    assert set(dm.hparams) == {"base", "shots", "seed", "manifest", "manifest_out", "allow_fewer", "batch_size"}
+def test_few_shot_hparams_are_plain_data(ucf_root: Path, tmp_path: Path) -> None:
+    dm = _base(ucf_root, tmp_path, val_clips=2, few_shot={"shots": 2, "seed": 1})  # a dict works as well
+    assert dm.few_shot == FewShot(2, seed=1)
+    assert dm.cfg.num_frames == 4 and dm.cfg.val_clips == 2 and dm.cfg.batch_size == 4
+    assert dm.hparams["few_shot"] == {
+        "shots": 2,
+        "seed": 1,
+        "manifest": None,
+        "manifest_out": None,
+        "allow_fewer": False,
+    }
+    assert dm.hparams["dataset"] == "ucf101" and dm.hparams["class_subset"] is None and dm.hparams["features"] is None
     json.dumps(dict(dm.hparams))  # no objects: checkpoints load with weights_only=True
+    as_object = _few(ucf_root, tmp_path)
+    assert as_object.hparams["few_shot"]["shots"] == 2  # a dataclass is stored as a dict too
+    with pytest.raises(ValueError, match="shots must be >= 1"):
+        FewShot(0)
 
 
-def test_cli_links_class_names_from_a_nested_few_shot_config(
+def test_cli_sets_few_shot_options_on_any_data_config(
     ucf_root: Path, tmp_path: Path, model_config: dict, monkeypatch
 ) -> None:
     from alt_lightning.cli import ALTCLI
@@ -149,16 +173,8 @@ def test_cli_links_class_names_from_a_nested_few_shot_config(
 
     monkeypatch.chdir(tmp_path)
     data = {
-        "class_path": "alt_lightning.datamodules.FewShotDataModule",
-        "init_args": {
-            "shots": 2,
-            "seed": 0,
-            "manifest_out": str(tmp_path / "fs.txt"),
-            "base": {
-                "class_path": "alt_lightning.datamodules.UCFHMDBDataModule",
-                "init_args": {"dataset": "ucf101", "split": 1, "root": str(ucf_root), **COMMON},
-            },
-        },
+        "class_path": "alt_lightning.datamodules.UCFHMDBDataModule",
+        "init_args": {"dataset": "ucf101", "split": 1, "root": str(ucf_root), **COMMON},
     }
     cli = ALTCLI(
         ALTModule,
@@ -166,14 +182,22 @@ def test_cli_links_class_names_from_a_nested_few_shot_config(
         subclass_mode_model=True,
         subclass_mode_data=True,
         run=False,
-        args=[f"--data={json.dumps(data)}", f"--model={json.dumps(model_config)}", "--trainer.logger=false"],
+        args=[
+            f"--data={json.dumps(data)}",
+            "--data.init_args.few_shot.shots=2",  # a nested option of a DataModule that had none
+            f"--data.init_args.few_shot.manifest_out={tmp_path / 'fs.txt'}",
+            f"--model={json.dumps(model_config)}",
+            "--trainer.logger=false",
+        ],
         auto_configure_optimizers=False,
     )
     dm = cli.datamodule
-    assert isinstance(dm, FewShotDataModule) and isinstance(dm.base, UCFHMDBDataModule)
+    assert isinstance(dm, UCFHMDBDataModule) and dm.few_shot == FewShot(2, manifest_out=str(tmp_path / "fs.txt"))
     assert cli.model.class_names == dm.class_names == ["ApplyEyeMakeup", "Archery", "YoYo"]
-    assert dm.base.cfg.num_frames == 4 and dm.cfg.num_frames == 4  # the nested base keeps its own settings
+    assert dm.cfg.num_frames == 4
+    assert dm.hparams["few_shot"]["shots"] == 2 and json.dumps(dict(dm.hparams))
     dm.setup("fit")
-    assert (tmp_path / "fs.txt").is_file()
+    assert (tmp_path / "fs.txt").is_file() and read_manifest(tmp_path / "fs.txt").sha256 == UCF_2SHOT_SEED0_SHA
+    assert len(dm.video_dataset("train").records) == 6
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].shape == (4, 4, 3, 32, 32)

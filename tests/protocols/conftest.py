@@ -1,37 +1,13 @@
-"""A tiny UCF-101 in its official layout (4 classes, splits 1-3) and the overrides that run ALT-tiny on it."""
+"""A data config of the tiny UCF-101 (``ucf_layout``, tests/conftest.py) and the overrides that run ALT-tiny on it."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-
-UCF_CLASSES = ("ApplyEyeMakeup", "Archery", "Basketball", "YoYo")
-
-
-@pytest.fixture(scope="session")
-def ucf_layout(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``classInd.txt``, ``trainlist0k.txt``, ``testlist0k.txt``; 3 videos per class (links to synthetic videos)."""
-    videos = iter(sorted((synthetic_root / "videos").rglob("*.mp4")))
-    root = tmp_path_factory.mktemp("ucf_layout")
-    lists = root / "ucfTrainTestlist"
-    lists.mkdir()
-    (lists / "classInd.txt").write_text("".join(f"{i} {c}\n" for i, c in enumerate(UCF_CLASSES, 1)))
-    for cls in UCF_CLASSES:
-        (root / cls).mkdir()
-        for g in (1, 2, 3):
-            os.symlink(next(videos), root / cls / f"v_{cls}_g{g:02d}_c01.avi")
-    for split in (1, 2, 3):
-        train = [
-            f"{c}/v_{c}_g{g:02d}_c01.avi {i}" for i, c in enumerate(UCF_CLASSES, 1) for g in (1, 2, 3) if g != split
-        ]
-        (lists / f"trainlist0{split}.txt").write_text("\n".join(train) + "\n")
-        (lists / f"testlist0{split}.txt").write_text("".join(f"{c}/v_{c}_g{split:02d}_c01.avi\n" for c in UCF_CLASSES))
-    return root
 
 
 @pytest.fixture

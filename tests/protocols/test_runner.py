@@ -24,31 +24,67 @@ def _spec(tmp_path: Path, configs: list[Path], protocol: str = "zero-shot", **kw
     return ProtocolSpec(protocol=protocol, configs=[str(c) for c in configs], out=tmp_path / "out", name="t", **kw)
 
 
-def test_plans_set_the_options_of_the_nested_data(tmp_path: Path, ucf_config: Path) -> None:
+def test_plans_set_the_options_of_the_data(tmp_path: Path, ucf_config: Path) -> None:
     units = plan_zero_shot(_spec(tmp_path, [ucf_config]))
     assert [u.args for u in units] == [[f"--data.init_args.split={k}"] for k in (1, 2, 3)]
     k600 = tmp_path / "k600.yaml"
     k600.write_text(
-        "data:\n  class_path: alt_lightning.protocols.ClassSubsetDataModule\n  init_args:\n    base:\n"
-        "      class_path: alt_lightning.datamodules.KineticsDataModule\n      init_args: {version: 600}\n"
+        "data:\n  class_path: alt_lightning.datamodules.KineticsDataModule\n"
+        "  init_args: {version: 600, class_subset: {classes: k600_zs_split1}}\n"
     )
     units = plan_zero_shot(_spec(tmp_path, [k600]))
-    assert [u.args for u in units] == [[f"--data.init_args.classes=k600_zs_split{k}"] for k in (1, 2, 3)]
+    assert [u.args for u in units] == [[f"--data.init_args.class_subset.classes=k600_zs_split{k}"] for k in (1, 2, 3)]
     drawn = plan_zero_shot(_spec(tmp_path, [k600]), splits=["7"], draw=160)[0].args
-    assert "--data.init_args.draw=160" in drawn and "--data.init_args.draw_seed=7" in drawn
+    assert "--data.init_args.class_subset.draw=160" in drawn and "--data.init_args.class_subset.draw_seed=7" in drawn
+    # A class subset given after `--` counts too: the planner reads the configs as the CLI composes them.
+    extra = ["--data.init_args.class_subset.classes=k600_zs_split1"]
+    ucf_subset = plan_zero_shot(_spec(tmp_path, [ucf_config], extra=extra), splits=["2"])
+    assert ucf_subset[0].args == ["--data.init_args.class_subset.classes=k600_zs_split2"]
     few = plan_few_shot(_spec(tmp_path, [ucf_config], "few-shot"), [2, 4, 8, 16], [0, 1, 2])
     assert len(few) == 12 and [u.group for u in few[:4]] == ["K=2"] * 3 + ["K=4"]
-    assert few[5].args == ["--data.init_args.shots=4", "--data.init_args.seed=2", "--seed_everything=2"]
-    with pytest.raises(ValueError, match="ClassSubsetDataModule"):
+    assert few[5].args == [
+        "--data.init_args.few_shot.shots=4",
+        "--data.init_args.few_shot.seed=2",
+        "--seed_everything=2",
+    ]
+    listed = plan_few_shot(_spec(tmp_path, [ucf_config], "few-shot"), [2], [0], "lists/train1_{shots}.txt")
+    assert listed[0].args[-1] == "--data.init_args.few_shot.manifest=lists/train1_2.txt"
+    with pytest.raises(ValueError, match="needs a class subset"):
         plan_base_to_novel(_spec(tmp_path, [ucf_config], "base-to-novel"), [0])
     b2n = tmp_path / "b2n.yaml"
-    b2n.write_text(
-        "data:\n  class_path: alt_lightning.datamodules.FewShotDataModule\n  init_args:\n    base:\n"
-        "      class_path: alt_lightning.protocols.ClassSubsetDataModule\n      init_args: {subset: base}\n"
-    )
-    (unit,) = plan_base_to_novel(_spec(tmp_path, [b2n], "base-to-novel"), [3], shots=16)
-    assert "--data.init_args.shots=16" in unit.args and "--data.init_args.base.init_args.subset=base" in unit.args
-    assert unit.novel_args == ["--data.init_args.base.init_args.subset=novel"]
+    b2n.write_text("data:\n  init_args:\n    few_shot: {shots: 2}\n    class_subset: {subset: base}\n")
+    (unit,) = plan_base_to_novel(_spec(tmp_path, [ucf_config, b2n], "base-to-novel"), [3], shots=16)
+    assert "--data.init_args.few_shot.shots=16" in unit.args and "--data.init_args.few_shot.seed=3" in unit.args
+    assert "--data.init_args.class_subset.subset=base" in unit.args
+    assert unit.novel_args == ["--data.init_args.class_subset.subset=novel"]
+
+
+def test_results_name_the_few_shot_list_and_the_class_subset(ucf_layout: Path, tmp_path: Path) -> None:
+    from alt_lightning.data.manifests import read_manifest
+    from alt_lightning.datamodules import ClassSubset, FewShot, KineticsDataModule, UCFHMDBDataModule
+    from alt_lightning.protocols.runner import _manifests
+
+    dm = UCFHMDBDataModule(
+        "ucf101", 1, str(ucf_layout), class_subset=ClassSubset(subset="base"),
+        few_shot=FewShot(1, manifest_out=str(tmp_path / "fs.txt")),
+    )  # fmt: skip
+    dm.split_records("train")
+    fs, sub = _manifests(dm)
+    assert fs == {"kind": "few-shot", "path": str(tmp_path / "fs.txt"), "sha256": read_manifest(fs["path"]).sha256}
+    assert sub == {"kind": "class-subset", "path": "", "sha256": dm.subset_manifest().sha256}
+    assert [e.item for e in dm.subset_manifest().entries] == ["ApplyEyeMakeup", "Archery"]
+    drawn = KineticsDataModule(
+        root=str(tmp_path), version=600,
+        class_subset=ClassSubset("k600_novel", draw=160, draw_seed=1, manifest_out=str(tmp_path / "k.txt")),
+    )  # fmt: skip
+    drawn._in_subset("test", [])  # the drawn subset is written when records are first read
+    (only,) = _manifests(drawn)
+    assert only == {
+        "kind": "class-subset",
+        "path": str(tmp_path / "k.txt"),
+        "sha256": read_manifest(only["path"]).sha256,
+    }
+    assert _manifests(UCFHMDBDataModule("ucf101", 1, str(ucf_layout))) == []
 
 
 def test_interrupted_runner_resumes_skipping_finished_units(tmp_path: Path, ucf_config: Path, fake_cli) -> None:
@@ -124,8 +160,8 @@ def test_resume_refuses_units_planned_with_other_arguments(tmp_path: Path, fake_
     """Published K600 subsets, then seeded draws into the same --out: same unit ids, other classes."""
     cfg = tmp_path / "k600.yaml"
     cfg.write_text(
-        "data:\n  class_path: alt_lightning.protocols.ClassSubsetDataModule\n  init_args:\n    base:\n"
-        "      class_path: alt_lightning.datamodules.KineticsDataModule\n      init_args: {version: 600}\n"
+        "data:\n  class_path: alt_lightning.datamodules.KineticsDataModule\n"
+        "  init_args: {version: 600, class_subset: {classes: k600_zs_split1}}\n"
     )
     spec = ProtocolSpec(protocol="zero-shot", configs=[str(cfg)], out=tmp_path / "out", name="k600")
     calls: list[list[str]] = []

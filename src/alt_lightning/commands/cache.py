@@ -8,12 +8,12 @@ Usage::
     alt cache clear (--config fit.yaml ... [--stale] | --dir DIR) [--splits train val test]
 
 ``--config`` takes the configs ``alt fit`` takes (model, data and trainer sections; further ``--model.*``,
-``--data.*`` and ``--trainer.*`` arguments override them). The data section is a
-:class:`~alt_lightning.datamodules.CachedFeatureDataModule`, or any DataModule with ``--feature_dir``. ``build``
-encodes every video of the splits once, in one process on the trainer's first device and precision (run it before
-a DDP fit: DDP ranks read caches but do not build them). ``info`` lists caches (with ``--config``: which ones the
-configuration would read). ``clear`` removes caches: those of the configuration's dataset (``--stale``: only those
-it would no longer read), or every one under ``--dir``.
+``--data.*`` and ``--trainer.*`` arguments override them). The caches are those of the data section's ``features``
+option (``data.init_args.features: {dir: cache/features, splits: [test]}``), or of every split under
+``--feature_dir``. ``build`` encodes every video of the splits once, in one process on the trainer's first device
+and precision (run it before a DDP fit: DDP ranks read caches but do not build them). ``info`` lists caches (with
+``--config``: which ones the configuration would read). ``clear`` removes caches: those of the configuration's
+dataset (``--stale``: only those it would no longer read), or every one under ``--dir``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     # No abbreviations: every unknown argument goes on to the LightningCLI parser (--data.*, --trainer.*).
     p = argparse.ArgumentParser(prog="alt cache", description=description, allow_abbrev=False)
     p.add_argument("action", choices=("build", "info", "clear"))
-    p.add_argument("--splits", nargs="+", choices=SPLIT_CHOICES, default=None, help="default: the DataModule's")
+    p.add_argument("--splits", nargs="+", choices=SPLIT_CHOICES, default=None, help="default: data.features.splits")
     p.add_argument("--feature_dir", "--feature-dir", default=None, help="cache folder (overrides the config's)")
     p.add_argument("--dir", default=None, help="info/clear: a cache folder, without a config")
     p.add_argument("--force", action="store_true", help="build: rebuild even when a matching cache exists")
@@ -42,30 +42,25 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(rest: list[str], feature_dir: str | None) -> tuple[Any, Any, Any]:
-    """Model, cached DataModule and a one-device trainer from ``alt fit``-style arguments."""
+    """Model, DataModule (its ``features`` option set) and a one-device trainer from ``alt fit``-style arguments."""
+    from dataclasses import replace
+
     import lightning.pytorch as pl
 
     from alt_lightning.cli import run_cli
-    from alt_lightning.datamodules.cached import CachedFeatureDataModule
+    from alt_lightning.data.feature_cache import SPLITS, FeatureCacheConfig
 
     cli = run_cli(rest, run=False)
     dm = cli.datamodule
-    if not isinstance(dm, CachedFeatureDataModule) and dm.cfg.feature_dir:
-        # `feature_dir` on the DataModule itself (the shipped zero-/few-shot configs): the very wrapper (and its
-        # `feature_splits`) that fit/test read through.
-        dm = dm.feature_module()
-        if feature_dir is not None:
-            dm.feature_dir = Path(feature_dir).expanduser()
-    elif not isinstance(dm, CachedFeatureDataModule):
-        if feature_dir is None:
-            raise SystemExit(
-                f"alt cache: the data section is {type(dm).__name__}, not CachedFeatureDataModule; wrap it in the "
-                "config (data.class_path: alt_lightning.datamodules.CachedFeatureDataModule, init_args.base: ...) "
-                "or pass --feature_dir DIR."
-            )
-        dm = CachedFeatureDataModule(dm, feature_dir=feature_dir)
-    elif feature_dir is not None:
-        dm.feature_dir = Path(feature_dir).expanduser()
+    if feature_dir is not None:  # another folder for the configured splits; every split without `features`
+        dm.features = (
+            replace(dm.features, dir=feature_dir) if dm.features else FeatureCacheConfig(dir=feature_dir, splits=SPLITS)
+        )
+    elif dm.features is None:
+        raise SystemExit(
+            f"alt cache: the data section ({type(dm).__name__}) reads no split from the feature cache; set "
+            "data.init_args.features (e.g. {dir: cache/features, splits: [test]}) or pass --feature_dir DIR."
+        )
     # One process on the configured trainer's first device and precision, whatever its device count or strategy.
     device = cli.trainer.strategy.root_device
     trainer = pl.Trainer(
@@ -130,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     model, dm, trainer = _load(rest, args.feature_dir)
-    splits = tuple(args.splits or dm.splits)
+    splits = tuple(args.splits or dm.features.splits)
+    folder = Path(dm.features.dir).expanduser()
     if args.action == "build":
         built = dm.prepare_caches(model, splits, trainer=trainer, force=args.force)
         console.print(_table(list(built.values())))
@@ -138,10 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"{split}: {cache.directory}", soft_wrap=True)
         return 0
     current = dm.current_paths(model, splits, trainer=trainer)
-    prefix = f"{dm.feature_dir / ''}"
+    prefix = f"{folder / ''}"
     mine = [
         c
-        for c in list_caches(dm.feature_dir)
+        for c in list_caches(folder)
         if c.split in splits and c.index.get("build", {}).get("dataset", dm.dataset_name) == dm.dataset_name
     ]
     if args.action == "info":
@@ -156,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     wanted = {p.resolve() for p in current.values()}
     doomed = [c for c in mine if not (args.stale and c.directory.resolve() in wanted)]
-    console.print(f"removed {len(doomed)} {dm.dataset_name} caches ({_remove(doomed):.1f} MiB) from {dm.feature_dir}")
+    console.print(f"removed {len(doomed)} {dm.dataset_name} caches ({_remove(doomed):.1f} MiB) from {folder}")
     return 0
 
 

@@ -238,9 +238,11 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
     overrides = {k: getattr(args, k) for k in ("model_name", "pretrained", "corpus") if getattr(args, k) is not None}
     data: dict[str, Any] = {}
     if args.ckpt:
+        from alt_lightning.datamodules.legacy import upgrade_data_hparams
+
         saved = torch.load(args.ckpt, weights_only=True, map_location="cpu")
         hp = dict(saved.get("hyper_parameters") or {})
-        data = dict(saved.get("datamodule_hyper_parameters") or {})
+        data = upgrade_data_hparams(dict(saved.get("datamodule_hyper_parameters") or {}))
         cls = _import(hp["_class_path"]) if "_class_path" in hp else ALTModule
         labels = labels or list((saved.get("alt") or {}).get("class_names") or hp.get("class_names") or [])
         if not labels:
@@ -253,22 +255,17 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
     else:
         if not labels:
             raise ValueError("--labels is required without --ckpt.")
-        from alt_lightning.protocols.runner import read_configs
+        from alt_lightning.cli import parse_config
 
-        cfg = read_configs(args.config or [])
-        model_cfg = cfg.get("model") or {}
-        cls = _import(model_cfg["class_path"]) if "class_path" in model_cfg else ALTModule
-        init = {k: v for k, v in (model_cfg.get("init_args") or {}).items() if k not in ("optimizer", "scheduler")}
+        # The configs as `alt fit` composes them (defaults filled in): the model's settings and the data's frames.
+        cfg = parse_config(["predict", *(a for c in args.config or [] for a in ("--config", str(c)))])
+        cls = _import(cfg.model.class_path)
+        skip = ("optimizer", "scheduler", "class_names")
+        init = {k: v for k, v in cfg.model.init_args.as_dict().items() if k not in skip}
         init.update(overrides)
         if args.r is not None:
             init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
-        # Sampling settings may sit in a nested base DataModule (few-shot, class subsets): outer levels win.
-        chain, node = [], cfg.get("data") or {}
-        while isinstance(node, dict) and node:
-            chain.append(node.get("init_args") or {})
-            node = chain[-1].get("base")
-        for level in reversed(chain):
-            data.update({k: v for k, v in level.items() if k != "base"})
+        data = cfg.data.init_args.as_dict() if cfg.get("data") is not None else {}
         model = cls(class_names=labels, **init)
         adapter = model.model.adapter
         if getattr(adapter, "gamma", None) is not None:

@@ -59,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         "with --draw: seeds",
     )
     zs.add_argument("--draw", type=int, help="K600: draw this many of the 220 novel classes per seed in --splits")
-    zs.add_argument("--split-key", help="CLI option that selects a split (default: found from the data config)")
+    zs.add_argument(
+        "--split-key",
+        help="CLI option that selects a split (default: --data.init_args.class_subset.classes when the data has a "
+        "class subset, else --data.init_args.split)",
+    )
     fs = sub.add_parser("few-shot", help="fit + test for every K x seed")
     _common(fs)
     fs.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16])
@@ -73,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(b2n)
     b2n.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     b2n.add_argument("--shots", type=int, default=16)
-    b2n.add_argument("--subset-key", help="CLI option switching base/novel (default: found from the data config)")
+    b2n.add_argument(
+        "--subset-key", help="CLI option switching base/novel (default: --data.init_args.class_subset.subset)"
+    )
     b2n.add_argument("--test-on", choices=("last", "best"), default="last")
     show = sub.add_parser("show", help="print the table of a results file")
     show.add_argument("results", help="results.json")

@@ -24,7 +24,16 @@ row ``i % rows_per_shard``. The key is the sha256 of a spec holding the backbone
 schedule and attention options, the sampling, the evaluation transform and a hash of the records (paths, labels,
 video ids); any change gives another key, so a stale cache is never read.
 
-Pure torch/numpy (no Lightning): the DataModule wrapper is :class:`~alt_lightning.datamodules.CachedFeatureDataModule`.
+Switching it on: the ``features`` option of every DataModule (:class:`FeatureCacheConfig`, e.g.
+``features: {dir: cache/features, splits: [test]}``); the cached splits' batches carry ``"tokens"``
+``[B, T, 1+R, C]`` instead of ``"video"`` and the module skips the encoder. A missing cache is built when its
+dataloader is first requested (``build="auto"``), by the attached model's ``encode_frames`` on the trainer's device and
+precision; under DDP (world size > 1) caches are not built: run ``alt cache build --config ...`` once first (one
+process), then every rank reads them. When the key changes another cache is built (``build="auto"``) or the run
+stops naming what changed (``build="never"``).
+
+Pure torch/numpy (no Lightning, no model import): the model is reached only through the ``encode`` callable and the
+duck-typed encoder that :func:`cache_spec` reads.
 """
 
 from __future__ import annotations
@@ -36,15 +45,14 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from torch.utils.data import DataLoader, Dataset
 
 import alt_lightning
@@ -61,8 +69,64 @@ INDEX_NAME = "index.json"
 DTYPES = {"float16": np.float16, "float32": np.float32}
 
 
+#: Splits a cache can serve (``"predict"`` reads the ``"test"`` cache).
+SPLITS = ("train", "val", "test")
+
+
 class FeatureCacheError(RuntimeError):
     """A feature cache is missing, stale or unusable; the message says why and what to do."""
+
+
+@dataclass
+class FeatureCacheConfig:
+    """The ``features`` option of every DataModule: which splits are read from the frozen-feature cache.
+
+    Valid for augmentation-free splits (evaluation always; training only with fixed views, see the module docstring):
+    a cached training split is encoded through the **evaluation** path (centre clip, centre crop, no flip, no colour
+    jitter), so every epoch sees the same view. Leave ``"train"`` out for training that relies on augmentation (the
+    supervised Kinetics recipe). Needs a frozen backbone (``encoder.trainable_blocks=0``).
+
+    Args:
+        dir: Folder of the caches (one sub-folder per dataset, split and key; the shipped configs: ``cache/features``).
+            Not ``cache_dir``: that is ALTModule's text-embedding cache.
+        splits: Splits served from the cache. Our default: ``("test",)``, always valid (evaluation has no
+            augmentation); add ``"val"`` freely, ``"train"`` only for augmentation-free training.
+        build: ``"auto"`` builds a missing or stale cache (single process only); ``"never"`` stops with what differs
+            from the caches present.
+        batch_size: Items per batch read from the cache; ``None`` is the DataModule's ``batch_size``.
+        num_workers: DataLoader workers reading the cache. Our choice: 0 (reading a memory-mapped row costs less than a
+            worker's start-up per epoch); raise it for caches larger than memory on slow disks.
+        build_batch_size: Clips per encoder call when building; ``None`` is the DataModule's ``batch_size``.
+        build_workers: Decoding workers when building; ``None`` is the DataModule's ``num_workers``.
+        store_source: Also store patch-to-token assignments, served as ``"sizes"``/``"source"`` (region heatmaps).
+        dtype: Token storage: ``"float16"`` (our choice: half the disk; relative rounding 2^-11) or ``"float32"``.
+        shard_size_mb: Upper bound of one shard file (our choice: 1024).
+    """
+
+    dir: str
+    splits: tuple[str, ...] = ("test",)
+    build: str = "auto"
+    batch_size: int | None = None
+    num_workers: int = 0
+    build_batch_size: int | None = None
+    build_workers: int | None = None
+    store_source: bool = False
+    dtype: str = "float16"
+    shard_size_mb: int = 1024
+
+    def __post_init__(self) -> None:
+        self.splits = tuple(self.splits)
+        unknown = [s for s in self.splits if s not in SPLITS]
+        if unknown:
+            raise ValueError(f"features.splits must be among {SPLITS}, got {unknown}.")
+        if self.build not in ("auto", "never"):
+            raise ValueError(f"features.build must be 'auto' or 'never', got {self.build!r}.")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"features.dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}.")
+
+    def serves(self, split: str) -> bool:
+        """Whether ``split`` (``"predict"``: the test split) is read from the cache."""
+        return ("test" if split == "predict" else split) in self.splits
 
 
 # ------------------------------------------------------------------------------------------------------ keys
@@ -342,34 +406,71 @@ def stale_message(root: str | Path, name_prefix: str, split: str, spec: dict[str
     return f"the {split} cache {others[0].directory} was built for other settings: " + "; ".join(diffs)
 
 
+def cache_path(config: FeatureCacheConfig, dataset_name: str, split: str, spec: dict[str, Any]) -> Path:
+    """Folder of the cache of ``split`` for ``spec`` under ``config.dir`` (built or not)."""
+    return Path(config.dir).expanduser() / cache_name(dataset_name, split, spec_key(spec))
+
+
+def open_or_build(
+    config: FeatureCacheConfig,
+    dataset_name: str,
+    split: str,
+    spec: dict[str, Any],
+    build: Callable[[Path], FeatureCache],
+    *,
+    world_size: int = 1,
+    force: bool = False,
+) -> FeatureCache:
+    """The cache of ``split`` that matches ``spec``: opened when present, else built by ``build(path)``.
+
+    Args:
+        config: The ``features`` option (folder, build policy, source maps).
+        dataset_name: Names the cache folder (``<dataset>-<split>-<key>``).
+        split: The split cached.
+        spec: What the tokens depend on (:func:`cache_spec`).
+        build: Writes the cache into the given folder and returns it (:func:`build_feature_cache` with an encoder).
+        world_size: Processes of the run; caches are built in one process only.
+        force: Rebuild even when a matching cache exists.
+
+    Raises:
+        FeatureCacheError: No matching cache and ``build="never"`` (the differences to the newest cache are named),
+            or a missing cache under DDP.
+    """
+    root = Path(config.dir).expanduser()
+    path = cache_path(config, dataset_name, split, spec)
+    cache = None if force else open_cache(path, spec, need_source=config.store_source)
+    if cache is not None:
+        return cache
+    prefix = cache_name(dataset_name, split, "")
+    if config.build == "never" and not force:
+        raise FeatureCacheError(
+            f"No feature cache of {dataset_name} {split} matches this configuration "
+            f"({stale_message(root, prefix, split, spec)}). Run `alt cache build --config ...` with this "
+            "configuration, or set features.build: auto."
+        )
+    if world_size > 1:
+        raise FeatureCacheError(
+            f"The {split} feature cache is missing ({path}) and caches are not built under DDP (world size "
+            f"{world_size}). Run `alt cache build --config <the same configs>` once first; every rank then reads it."
+        )
+    if root.exists():
+        log.info("building the %s feature cache: %s", split, stale_message(root, prefix, split, spec))
+    return build(path)
+
+
 # ----------------------------------------------------------------------------------------------- building
-def _encode(encoder: torch.nn.Module, video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Region tokens ``[B, T, 1+R, C]``, sizes ``[B, T, 1+R]`` and source ``[B, T, 1+R, 1+P]`` (or ``None``)."""
-    b = video.shape[0]
-    out = encoder(rearrange(video, "b t c h w -> (b t) c h w"))
-    tokens = rearrange(out.tokens, "(b t) n c -> b t n c", b=b)
-    sizes = rearrange(out.size, "(b t) n -> b t n", b=b)
-    source = None if out.source is None else rearrange(out.source, "(b t) n p -> b t n p", b=b)
-    return tokens, sizes, source
-
-
-@contextlib.contextmanager
-def _keep_source(encoder: torch.nn.Module, on: bool) -> Iterator[None]:
-    """Temporarily switch the encoder's source-map tracking (restored afterwards)."""
-    before = encoder.keep_source
-    encoder.keep_source = before or on
-    try:
-        yield
-    finally:
-        encoder.keep_source = before
+#: What builds a cache: clips ``[B, T, 3, S, S]`` -> region tokens ``[B, T, 1+R, C]``, sizes ``[B, T, 1+R]`` and
+#: source maps ``[B, T, 1+R, 1+P]`` (or ``None``): the model's own ``encode_frames``.
+EncodeFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, "torch.Tensor | None"]]
 
 
 def build_feature_cache(
     directory: str | Path,
     dataset: VideoDataset,
-    encoder: torch.nn.Module,
+    encode: EncodeFn,
     spec: dict[str, Any],
     *,
+    device: torch.device | str = "cpu",
     batch_size: int = 8,
     num_workers: int = 0,
     autocast: Callable[[], contextlib.AbstractContextManager] | None = None,
@@ -378,18 +479,20 @@ def build_feature_cache(
     shard_bytes: int = 1 << 30,
     extra: dict[str, Any] | None = None,
 ) -> FeatureCache:
-    """Encode every item of ``dataset`` once and write the cache to ``directory``.
+    """Encode every item of ``dataset`` once with ``encode`` and write the cache to ``directory``.
 
-    The encoder runs in eval mode without autograd on the device its weights are on, under ``autocast`` (e.g. the
-    trainer's precision context). Views that fail to decode are stored as zeros with ``ok=False``. The folder is
-    written under a temporary name and renamed when complete, so an interrupted build leaves no half cache.
+    ``encode`` runs without autograd on clips moved to ``device``, under ``autocast`` (e.g. the trainer's precision
+    context); the caller puts the model in eval mode (and switches source maps on for ``store_source``). Views that
+    fail to decode are stored as zeros with ``ok=False``. The folder is written under a temporary name and renamed
+    when complete, so an interrupted build leaves no half cache.
 
     Args:
         directory: Cache folder to create (replaced if it exists).
         dataset: Evaluation-style dataset (see :func:`cache_spec`).
-        encoder: The frozen region encoder.
+        encode: Clips to region tokens, sizes and source maps (:data:`EncodeFn`: the model's ``encode_frames``).
         spec: ``cache_spec(encoder, fingerprint, dataset)``.
-        batch_size: Clips per encoder call.
+        device: Where ``encode``'s weights are.
+        batch_size: Clips per ``encode`` call.
         num_workers: DataLoader workers that decode.
         autocast: Factory of the precision context (``None``: full precision).
         store_source: Also store the patch-to-token assignment (source maps for heatmaps; ``2 (1+P)`` bytes per
@@ -402,40 +505,43 @@ def build_feature_cache(
         The opened cache.
 
     Raises:
-        FeatureCacheError: Tokens that overflow ``float16`` (build with ``dtype="float32"``).
+        FeatureCacheError: Tokens that overflow ``float16`` (build with ``dtype="float32"``), or ``store_source``
+            with an ``encode`` that returns no source maps.
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
     directory = Path(directory)
-    key = spec_key(spec)
-    t = dataset.sampling.num_frames
-    n_tok, c, n_src = int(encoder.num_tokens()), int(encoder.out_dim), 1 + int(encoder.num_patches)
+    device = torch.device(device)
     np_dtype = DTYPES[dtype]
-    item_bytes = t * n_tok * c * np.dtype(np_dtype).itemsize
-    rows_per_shard = max(1, shard_bytes // item_bytes)
     n_items = len(dataset)
-    n_shards = max(1, -(-n_items // rows_per_shard))
-
     tmp = directory.with_name(f"{directory.name}.tmp-{os.getpid()}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     shards: list[dict[str, Any]] = []
     arrays: list[dict[str, np.ndarray]] = []
-    for k in range(n_shards):
-        rows = min(rows_per_shard, n_items - k * rows_per_shard)
-        entry = {"rows": rows, "tokens": f"tokens_{k:05d}.npy", "sizes": f"sizes_{k:05d}.npy", "assignment": None}
-        arr = {
-            "tokens": np.lib.format.open_memmap(tmp / entry["tokens"], "w+", np_dtype, (rows, t, n_tok, c)),
-            "sizes": np.lib.format.open_memmap(tmp / entry["sizes"], "w+", np.uint16, (rows, t, n_tok)),
-        }
-        if store_source:
-            entry["assignment"] = f"assignment_{k:05d}.npy"
-            arr["assignment"] = np.lib.format.open_memmap(tmp / entry["assignment"], "w+", np.int16, (rows, t, n_src))
-        shards.append(entry)
-        arrays.append(arr)
+    shape: dict[str, tuple[int, ...]] = {}  # per-item shapes, known from the first encoded batch
+    rows_per_shard = 1
 
-    device = next(encoder.parameters()).device
+    def allocate(host: dict[str, np.ndarray]) -> None:
+        """Create the shard files once the per-item shapes are known."""
+        nonlocal rows_per_shard
+        shape.update({name: values.shape[1:] for name, values in host.items()})
+        rows_per_shard = max(1, shard_bytes // (int(np.prod(shape["tokens"])) * np.dtype(np_dtype).itemsize))
+        for k in range(max(1, -(-n_items // rows_per_shard))):
+            rows = min(rows_per_shard, n_items - k * rows_per_shard)
+            entry = {"rows": rows, "tokens": f"tokens_{k:05d}.npy", "sizes": f"sizes_{k:05d}.npy", "assignment": None}
+            if store_source:
+                entry["assignment"] = f"assignment_{k:05d}.npy"
+            dtypes = {"tokens": np_dtype, "sizes": np.uint16, "assignment": np.int16}
+            arrays.append(
+                {
+                    name: np.lib.format.open_memmap(tmp / entry[name], "w+", dtypes[name], (rows, *shape[name]))
+                    for name in host
+                }
+            )
+            shards.append(entry)
+
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
@@ -445,16 +551,14 @@ def build_feature_cache(
         pin_memory=device.type == "cuda",
     )
     failed: list[int] = []
-    was_training = encoder.training
-    encoder.eval()
     start = time.perf_counter()
     pos, next_report = 0, 0.1
     try:
-        with torch.no_grad(), _keep_source(encoder, store_source):
+        with torch.no_grad():
             for batch in loader:
                 video = batch["video"].to(device, non_blocking=True)  # [B, T, 3, S, S]
                 with autocast() if autocast is not None else contextlib.nullcontext():
-                    tokens, sizes, source = _encode(encoder, video)
+                    tokens, sizes, source = encode(video)  # [B, T, 1+R, C], [B, T, 1+R], [B, T, 1+R, 1+P] | None
                 ok = batch["ok"].to(device)  # [B]
                 tokens = tokens.float() * ok[:, None, None, None]  # failed views hold zeros, never garbage
                 stored = tokens.to(torch.float16 if dtype == "float16" else torch.float32)
@@ -465,7 +569,14 @@ def build_feature_cache(
                     )
                 host = {"tokens": stored.cpu().numpy(), "sizes": sizes.round().to(torch.int32).cpu().numpy()}
                 if store_source:
+                    if source is None:
+                        raise FeatureCacheError(
+                            "store_source=True but encode returned no source maps: switch on the encoder's "
+                            "source tracking (encoder.keep_source) while building."
+                        )
                     host["assignment"] = source.argmax(dim=2).to(torch.int16).cpu().numpy()  # [B, T, 1+P]
+                if not arrays:
+                    allocate(host)
                 failed += [pos + j for j, good in enumerate(batch["ok"].tolist()) if not good]
                 for j in range(len(video)):  # rows may cross a shard boundary
                     shard, row = divmod(pos + j, rows_per_shard)
@@ -476,20 +587,23 @@ def build_feature_cache(
                     rate = pos / max(time.perf_counter() - start, 1e-9)
                     log.info("feature cache %s: %d/%d items (%.1f items/s)", directory.name, pos, n_items, rate)
                     next_report += 0.1
+        if not arrays:
+            raise FeatureCacheError(f"The {dataset.split} dataset has no items to cache.")
         for arr in arrays:
             for a in arr.values():
                 a.flush()
         arrays.clear()
         seconds = time.perf_counter() - start
+        t, n_tok, c = shape["tokens"]
         index = {
             "format": FORMAT_VERSION,
-            "key": key,
+            "key": spec_key(spec),
             "spec": spec,
             "split": dataset.split,
             "num_items": n_items,
             "num_views": dataset.num_views,
             "token_shape": [t, n_tok, c],
-            "num_patches": n_src - 1,
+            "num_patches": shape["assignment"][-1] - 1 if store_source else None,
             "dtype": dtype,
             "has_source": store_source,
             "rows_per_shard": rows_per_shard,
@@ -513,8 +627,6 @@ def build_feature_cache(
         arrays.clear()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        encoder.train(was_training)
     if failed:
         log.warning(
             "feature cache %s: %d of %d items failed to decode; stored as ok=False (evaluation counts them as failed "

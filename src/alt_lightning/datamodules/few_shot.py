@@ -1,90 +1,78 @@
-"""Few-shot training: K videos per class of a base DataModule's training split, drawn by seed or read back."""
+"""The ``few_shot`` option of every DataModule: K training videos per class, drawn by seed or read back from a list."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from alt_lightning.data.manifests import (
-    Manifest,
-    ManifestEntry,
-    draw_per_class,
-    read_manifest,
-    relative_path,
-    write_manifest,
-)
+from alt_lightning.data.manifests import Manifest, ManifestEntry, draw_per_class, relative_path
 from alt_lightning.data.parsers import AnnotationError
 from alt_lightning.data.records import VideoRecord
-from alt_lightning.datamodules.base import VideoDataModule, plain_base_hparams
 
 log = logging.getLogger(__name__)
 
 
-class FewShotDataModule(VideoDataModule):
-    """``shots`` training videos per class of ``base``; validation and test are the base's own.
+@dataclass
+class FewShot:
+    """``shots`` training videos per class; validation and test stay the dataset's own.
 
-    Nothing new on disk: the base DataModule's layout (e.g. :class:`UCFHMDBDataModule`, split 1). In a config::
+    In a config, on any data piece (``configs/data/hmdb51.yaml`` then an experiment with)::
 
         data:
-          class_path: alt_lightning.datamodules.FewShotDataModule
           init_args:
-            shots: 2
-            seed: 0
-            base: {class_path: alt_lightning.datamodules.UCFHMDBDataModule,
-                   init_args: {dataset: hmdb51, split: 1, root: data/hmdb51, num_frames: 32}}
+            few_shot: {shots: 2, seed: 0}
 
     The drawn list is written as a manifest (:mod:`alt_lightning.data.manifests`: header with dataset, split,
     shots, seed and the sha256 of the canonical list) that the same annotations and seed reproduce byte for byte.
-    With ``manifest`` the list is read back instead: one of ours, or a ``path label`` list another project
-    published (ViFi-CLIP's ``train1_few_shot_2.txt`` names videos without folders). Every listed video must be in
-    the base's training split with the same label, so a list can never leak test videos.
+    With ``manifest`` the list is read back instead: one of ours, or a ``path label`` list another project published
+    (ViFi-CLIP's ``train1_few_shot_2.txt`` names videos without folders). Every listed video must be a training
+    video of the dataset with the same label, so a list can never leak test videos. With a class subset the draw is
+    from the subset's classes, labelled in the subset's order.
 
     Args:
-        base: The dataset to draw from; its sampling, transform and loader settings are used.
         shots: Videos per class ``K`` (the protocol: 2, 4, 8, 16).
-        seed: Draw seed (the protocol reports 3 draws or the published lists).
-        manifest: Read this list instead of drawing.
+        seed: Draw seed (the protocol reports 3 draws or the published lists). Not the DataModule's ``seed``
+            (shuffling and augmentation).
+        manifest: Read this list instead of drawing (a path, relative to ``root`` when not found as given).
         manifest_out: Where to write the drawn manifest; default
             ``<log_dir>/few_shot_<dataset>[_split<k>]_<K>shot_seed<s>.txt`` (the working folder without a trainer).
         allow_fewer: Take every video of a class with fewer than ``shots`` instead of failing.
-        **kwargs: :class:`VideoDataModule` settings that override the base's (e.g. ``batch_size``).
     """
 
-    def __init__(
-        self,
-        base: VideoDataModule,
-        shots: int = 2,
-        seed: int = 0,
-        manifest: str | None = None,
-        manifest_out: str | None = None,
-        allow_fewer: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        settings = {**base.cfg, **kwargs}
-        super().__init__(**settings)
-        if shots < 1:
-            raise ValueError(f"shots must be >= 1, got {shots}.")
-        self.base, self.shots, self.seed = base, shots, seed
-        self.manifest, self.manifest_out, self.allow_fewer = manifest, manifest_out, allow_fewer
-        self.manifest_path: Path | None = None  # the manifest read or written by the latest `records("train")`
-        plain_base_hparams(self, base, set(inspect.signature(FewShotDataModule.__init__).parameters) | set(kwargs))
+    shots: int
+    seed: int = 0
+    manifest: str | None = None
+    manifest_out: str | None = None
+    allow_fewer: bool = False
 
-    @property
-    def class_names(self) -> list[str]:
-        """The base's class names."""
-        return self.base.class_names
+    def __post_init__(self) -> None:
+        if self.shots < 1:
+            raise ValueError(f"few_shot.shots must be >= 1, got {self.shots}.")
 
-    @property
-    def dataset_name(self) -> str:
-        """The base's name."""
-        return self.base.dataset_name
+    def file_name(self, dataset_name: str, split: int | None) -> str:
+        """The default manifest name: ``few_shot_<dataset>[_split<k>]_<K>shot_seed<s>.txt``."""
+        name = f"few_shot_{dataset_name}{f'_split{split}' if split is not None else ''}"
+        return f"{name}_{self.shots}shot_seed{self.seed}.txt"
 
-    def _header(self, num_entries: int) -> dict[str, str]:
-        split = getattr(self.base, "split", None)
-        header = {"kind": "few-shot", "dataset": self.dataset_name}
+    def draw(
+        self, records: list[VideoRecord], root: Path, dataset_name: str, split: int | None, num_classes: int
+    ) -> tuple[list[VideoRecord], Manifest]:
+        """Draw ``shots`` of ``records`` per class, and their manifest.
+
+        The draw is from every listed training video, present on disk or not: it depends only on the annotations.
+
+        Args:
+            records: The labelled training records (after the class subset, if any).
+            root: The dataset root (manifest paths are relative to it).
+            dataset_name: For the header.
+            split: The dataset's official split, if it has one (for the header).
+            num_classes: Classes of the label space (for the header).
+        """
+        drawn = draw_per_class(records, self.shots, self.seed, allow_fewer=self.allow_fewer)
+        entries = [ManifestEntry(relative_path(r.path, root), r.label) for r in drawn]
+        header = {"kind": "few-shot", "dataset": dataset_name}
         if split is not None:
             header["split"] = str(split)
         header |= {
@@ -92,56 +80,19 @@ class FewShotDataModule(VideoDataModule):
             "shots": str(self.shots),
             "seed": str(self.seed),
             "draw": f'per class, the {self.shots} videos with the smallest sha256("<seed>|<video_id>")',
-            "classes": str(self.num_classes),
-            "entries": str(num_entries),
+            "classes": str(num_classes),
+            "entries": str(len(entries)),
         }
-        return header
+        return drawn, Manifest(entries, header)
 
-    def default_manifest_path(self) -> Path:
-        """Where a drawn manifest goes when ``manifest_out`` is unset."""
-        split = getattr(self.base, "split", None)
-        name = f"few_shot_{self.dataset_name}{f'_split{split}' if split is not None else ''}"
-        name += f"_{self.shots}shot_seed{self.seed}.txt"
-        log_dir = getattr(getattr(self, "trainer", None), "log_dir", None)
-        return Path(log_dir or ".") / name
-
-    def draw(self) -> tuple[list[VideoRecord], Manifest]:
-        """Draw the records and their manifest.
-
-        The draw is from every listed training video, present on disk or not: it depends only on the annotations.
-        """
-        drawn = draw_per_class(self.base.records("train"), self.shots, self.seed, allow_fewer=self.allow_fewer)
-        entries = [ManifestEntry(relative_path(r.path, self.base.root), r.label) for r in drawn]
-        return drawn, Manifest(entries, self._header(len(entries)))
-
-    def records(self, split: str) -> list[VideoRecord]:
-        """The drawn (or listed) training videos; the base's records for validation and test."""
-        if split != "train":
-            return self.base.records(split)
-        if self.manifest is not None:
-            self.manifest_path = (
-                self.resolve(self.manifest) if not os.path.isfile(self.manifest) else Path(self.manifest)
-            )
-            return self.from_manifest(read_manifest(self.manifest_path))
-        drawn, manifest = self.draw()
-        self.manifest_path = write_manifest(self.manifest_out or self.default_manifest_path(), manifest)
-        log.info(
-            "few-shot list (%d videos, sha256 %s) written to %s", len(drawn), manifest.sha256[:12], self.manifest_path
-        )
-        return drawn
-
-    def missing_records(self, split: str, records: list[VideoRecord]) -> list[VideoRecord]:
-        """The base's report for validation and test (e.g. Kinetics' own), a ``stat`` per drawn video."""
-        if split == "train":
-            return super().missing_records(split, records)
-        return self.base.missing_records(split, records)
-
-    def from_manifest(self, manifest: Manifest) -> list[VideoRecord]:
-        """The base's training records that the manifest lists (by relative path, else file name, else stem).
+    def listed(
+        self, manifest: Manifest, records: list[VideoRecord], root: Path, class_names: list[str], dataset_name: str
+    ) -> list[VideoRecord]:
+        """The training ``records`` that ``manifest`` lists (by relative path, else file name, else stem).
 
         Raises:
-            AnnotationError: A listed video that is not a base training video, or whose label differs (the file
-                and line are named).
+            AnnotationError: A listed video that is not a training video, or whose label differs (the file and
+                line are named).
             ValueError: The manifest's ``shots`` header differs from ``shots``.
         """
         where = manifest.path or "manifest"
@@ -151,9 +102,9 @@ class FewShotDataModule(VideoDataModule):
                 f"{manifest.header['shots']} or another manifest."
             )
         by_key: dict[str, VideoRecord] = {}
-        for r in self.base.records("train"):
+        for r in records:
             name = os.path.basename(r.path)
-            for key in (relative_path(r.path, self.base.root), name.lower(), os.path.splitext(name)[0].lower()):
+            for key in (relative_path(r.path, root), name.lower(), os.path.splitext(name)[0].lower()):
                 by_key.setdefault(key, r)
         out: list[VideoRecord] = []
         unknown: list[ManifestEntry] = []
@@ -164,18 +115,17 @@ class FewShotDataModule(VideoDataModule):
                 unknown.append(e)
                 continue
             if r.label != e.label:
-                names = self.class_names
+                given = class_names[r.label] if 0 <= r.label < len(class_names) else "?"
                 raise AnnotationError(
-                    f"{where}:{e.line}: {e.item} has label {e.label} but the base dataset gives "
-                    f"{r.label} ({names[r.label] if 0 <= r.label < len(names) else '?'}). The list uses another "
-                    "class order: pass the matching base dataset or fix the labels"
+                    f"{where}:{e.line}: {e.item} has label {e.label} but the dataset gives {r.label} ({given}). The "
+                    "list uses another class order: pass the matching dataset (and class subset) or fix the labels"
                 )
             out.append(r)
         if unknown:
             first = ", ".join(f"{e.item} (line {e.line})" for e in unknown[:5])
             raise AnnotationError(
                 f"{where}: {len(unknown)} of {len(manifest.entries)} listed videos are not training videos of "
-                f"{self.dataset_name}: {first}. Use the base split the list was drawn from"
+                f"{dataset_name}: {first}. Use the split the list was drawn from"
             )
         counts = manifest.per_class()
         log.info(

@@ -71,13 +71,8 @@ class KineticsDataModule(VideoDataModule):
         self.version, self.annotations, self.test_split = version, annotations, test_split
         self.video_dirs = {"train": "train", "val": "val", "test": "test", **(video_dirs or {})}
         self.layout, self.ext, self.lists = layout, ext, lists
-        self._class_names = load_class_names(classes or f"kinetics{version}")
+        self.dataset_classes = load_class_names(classes or f"kinetics{version}")
         self._csv_missing: dict[str, list[VideoRecord]] = {}
-
-    @property
-    def class_names(self) -> list[str]:
-        """The shipped ``kinetics<version>`` list (or ``classes``)."""
-        return self._class_names
 
     @property
     def dataset_name(self) -> str:
@@ -100,7 +95,7 @@ class KineticsDataModule(VideoDataModule):
         parsed = parse_kinetics_csv(
             csv_path,
             self.resolve(self.video_dirs[source]),
-            self._class_names,
+            self.dataset_classes,
             layout=self.layout,
             ext=self.ext,
             missing="keep",

@@ -50,12 +50,7 @@ class VideoListDataModule(VideoDataModule):
         self.classes_spec = classes
         local = self.resolve(classes)
         spec = local if not Path(classes).is_absolute() and local.exists() else classes
-        self._class_names = read_label_names_csv(spec) if str(spec).endswith(".csv") else load_class_names(spec)
-
-    @property
-    def class_names(self) -> list[str]:
-        """Class names from ``classes``."""
-        return self._class_names
+        self.dataset_classes = read_label_names_csv(spec) if str(spec).endswith(".csv") else load_class_names(spec)
 
     @property
     def dataset_name(self) -> str:

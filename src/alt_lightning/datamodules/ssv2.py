@@ -54,18 +54,13 @@ class SSv2DataModule(VideoDataModule):
         self.videos, self.ext = videos, ext
         self.files = {"train": train_json, "val": val_json, "test": test_json or val_json}
         self.labels_json = self._find(labels)
-        self._class_names = read_ssv2_labels(self.labels_json)
+        self.dataset_classes = read_ssv2_labels(self.labels_json)  # the 174 templates in index order
 
     def _find(self, name: str) -> Path:
         """``root/name``, else the official ``root/something-something-v2-name`` when only that exists."""
         path = self.resolve(name)
         official = path.with_name(OFFICIAL_PREFIX + path.name)
         return official if not path.exists() and official.exists() else path
-
-    @property
-    def class_names(self) -> list[str]:
-        """The 174 templates of ``labels.json`` in index order."""
-        return self._class_names
 
     @property
     def dataset_name(self) -> str:

@@ -44,10 +44,10 @@ class UCFHMDBDataModule(VideoDataModule):
     ``ucf101.txt`` / ``hmdb51.txt``), so checkpoints and zero-shot scores stay comparable. With a partial archive
     the run still works, on the classes present, and a warning names the absent official classes (and any
     unofficial ones): its scores and checkpoints are then not comparable with the full dataset. Labels always
-    index :attr:`class_names`, which is what the model is given. Without the split archive at all,
-    ``class_names`` is the shipped list (zero-shot prompts need no videos) and reading records names the missing
-    file. Videos listed but absent on disk are the ``missing`` policy's business (reported, never dropped
-    silently).
+    index :attr:`dataset_classes` (the model's class names unless a class subset is set). Without the split
+    archive at all, ``dataset_classes`` is the shipped list (zero-shot prompts need no videos) and reading records
+    names the missing file. Videos listed but absent on disk are the ``missing`` policy's business (reported, never
+    dropped silently).
 
     Args:
         dataset: ``"ucf101"`` or ``"hmdb51"``.
@@ -65,7 +65,7 @@ class UCFHMDBDataModule(VideoDataModule):
             raise ValueError(f"dataset must be 'ucf101' or 'hmdb51' and split 1, 2 or 3; got {dataset!r}, {split}.")
         self.name, self.split = dataset, split
         self.splits_dir = self.resolve(splits_dir or SPLIT_DIRS[dataset])
-        self._class_names = self._label_space()
+        self.dataset_classes = self._label_space()
 
     def _label_space(self) -> list[str]:
         """The classes the split archive defines (see the class docstring); warns when it is not the full list."""
@@ -104,11 +104,6 @@ class UCFHMDBDataModule(VideoDataModule):
         return names
 
     @property
-    def class_names(self) -> list[str]:
-        """The label space: the classes the split archive defines, as published (prompts make them readable)."""
-        return self._class_names
-
-    @property
     def dataset_name(self) -> str:
         """``ucf101`` or ``hmdb51``."""
         return self.name
@@ -118,7 +113,7 @@ class UCFHMDBDataModule(VideoDataModule):
         subset = "train" if split == "train" else "test"
         if self.name == "ucf101":
             return parse_ucf101_split(self.splits_dir, self.root, self.split, subset)
-        return parse_hmdb51_split(self.splits_dir, self.root, self.split, subset, self._class_names)
+        return parse_hmdb51_split(self.splits_dir, self.root, self.split, subset, self.dataset_classes)
 
 
 def _few(names: list[str], k: int = 5) -> str:

@@ -400,7 +400,7 @@ class ALTModule(pl.LightningModule):
     def _forward_batch(self, batch: dict[str, Any]) -> ALTOutput:
         """ALT on a batch of decoded clips (``"video"``) or of cached frozen-backbone tokens (``"tokens"``).
 
-        Batches from :class:`~alt_lightning.datamodules.CachedFeatureDataModule` carry the region encoder's output
+        Batches of splits read from the feature cache (the DataModules' ``features`` option) carry the encoder's output
         ``[B, T, 1+R, C]`` (stored once, since the backbone is frozen), so the encoder is skipped.
         """
         if "tokens" not in batch:

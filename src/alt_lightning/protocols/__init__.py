@@ -1,6 +1,5 @@
-"""The paper's evaluation protocols: zero-shot splits, few-shot K x seed, base-to-novel; reports and class subsets."""
+"""The paper's evaluation protocols: zero-shot splits, few-shot K x seed, base-to-novel; their reports."""
 
 from alt_lightning.protocols.report import harmonic_mean, mean_std, summarize
-from alt_lightning.protocols.subsets import ClassSubsetDataModule
 
-__all__ = ["ClassSubsetDataModule", "harmonic_mean", "mean_std", "summarize"]
+__all__ = ["harmonic_mean", "mean_std", "summarize"]

@@ -96,29 +96,6 @@ class ProtocolSpec:
 
 
 # ----------------------------------------------------------------------------------------------- config helpers
-def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            if "class_path" in v and v.get("class_path") != out[k].get("class_path"):
-                out[k] = v
-            else:
-                out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def read_configs(paths: Sequence[str | Path]) -> dict[str, Any]:
-    """Merge YAML config files in order (later ones win; a new ``class_path`` replaces its section)."""
-    import yaml
-
-    merged: dict[str, Any] = {}
-    for p in paths:
-        merged = _deep_merge(merged, yaml.safe_load(Path(p).read_text(encoding="utf-8")) or {})
-    return merged
-
-
 def file_sha256(path: str | Path) -> str:
     """sha256 of a file's bytes."""
     h = hashlib.sha256()
@@ -128,18 +105,18 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _data_chain(cfg: dict[str, Any]) -> list[str]:
-    """Class names of the data section and its nested ``base`` DataModules, outermost first."""
-    chain, node = [], cfg.get("data") or {}
-    while isinstance(node, dict) and node.get("class_path"):
-        chain.append(str(node["class_path"]).rsplit(".", 1)[-1])
-        node = (node.get("init_args") or {}).get("base")
-    return chain
+def data_config(spec: ProtocolSpec) -> Any:
+    """The composed ``data`` section of the protocol's configs and extra arguments, as ``alt fit`` parses it.
+
+    Parsed by the CLI's own parser, nothing instantiated (:func:`alt_lightning.cli.parse_config`).
+    """
+    from alt_lightning.cli import parse_config
+
+    return parse_config(["fit", *(a for c in spec.configs for a in ("--config", str(c))), *spec.extra]).data
 
 
-def _key(depth: int, name: str) -> str:
-    """``--data.init_args[.base.init_args]*depth.<name>``."""
-    return "--data.init_args." + "base.init_args." * depth + name
+def _has_class_subset(spec: ProtocolSpec) -> bool:
+    return data_config(spec).init_args.get("class_subset") is not None
 
 
 # ----------------------------------------------------------------------------------------------- planning
@@ -148,33 +125,33 @@ def plan_zero_shot(
 ) -> list[Unit]:
     """Units of a zero-shot protocol: one test per split (or per drawn class subset).
 
-    For a class-subset dataset (K600) a split ``k`` is the published subset ``k600_zs_split<k>``, any other value a
-    class list or manifest; with ``draw`` each split is a seed drawing ``draw`` classes of ``k600_novel`` (saved as a
-    manifest under ``<out>/manifests``). Otherwise a split is the dataset's official split number.
+    For a dataset with a class subset (K600) a split ``k`` is the published subset ``k600_zs_split<k>``, any other
+    value a class list or manifest; with ``draw`` each split is a seed drawing ``draw`` classes of ``k600_novel``
+    (saved as a manifest under ``<out>/manifests``). Otherwise a split is the dataset's official split number
+    (``--data.init_args.split``, or ``split_key``).
     """
-    chain = _data_chain(read_configs(spec.configs))
-    subset_depth = next((i for i, c in enumerate(chain) if c == "ClassSubsetDataModule"), None)
+    subset = split_key is None and _has_class_subset(spec)
+    key = "--data.init_args.class_subset."
     units = []
     for s in splits:
-        if subset_depth is not None and split_key is None:
-            if draw is not None:
-                manifest = spec.out / "manifests" / f"classes_{spec.name}_{draw}_seed{s}.txt"
-                args = [
-                    _key(subset_depth, "classes=k600_novel"),
-                    _key(subset_depth, f"draw={draw}"),
-                    _key(subset_depth, f"draw_seed={s}"),
-                    _key(subset_depth, f"manifest_out={manifest}"),
-                ]
-                label = f"draw {draw} (seed {s})"
-            else:
-                classes = f"k600_zs_split{s}" if str(s).isdigit() else str(s)
-                args, label = [_key(subset_depth, f"classes={classes}")], f"split {s}"
+        if subset and draw is not None:
+            manifest = spec.out / "manifests" / f"classes_{spec.name}_{draw}_seed{s}.txt"
+            args = [f"{key}classes=k600_novel", f"{key}draw={draw}", f"{key}draw_seed={s}"]
+            args.append(f"{key}manifest_out={manifest}")
+            label = f"draw {draw} (seed {s})"
+        elif subset:
+            classes = f"k600_zs_split{s}" if str(s).isdigit() else str(s)
+            args, label = [f"{key}classes={classes}"], f"split {s}"
         else:
-            depth = next((i for i, c in enumerate(chain) if c == "UCFHMDBDataModule"), 0)
-            key = split_key or _key(depth, "split")
-            args, label = [f"{key}={s}"], f"split {s}"
+            args, label = [f"{split_key or '--data.init_args.split'}={s}"], f"split {s}"
         units.append(Unit(id=f"{spec.name}/split{s}", group=spec.name, label=label, kind="test", args=args))
     return units
+
+
+def _few_shot_args(shots: int, seed: int) -> list[str]:
+    """``K`` videos per class drawn with ``seed``, which also seeds the training."""
+    key = "--data.init_args.few_shot."
+    return [f"{key}shots={shots}", f"{key}seed={seed}", f"--seed_everything={seed}"]
 
 
 def plan_few_shot(
@@ -192,9 +169,9 @@ def plan_few_shot(
     units = []
     for k in shots:
         for s in seeds:
-            args = [f"--data.init_args.shots={k}", f"--data.init_args.seed={s}", f"--seed_everything={s}"]
+            args = _few_shot_args(k, s)
             if manifest_pattern:
-                args.append(f"--data.init_args.manifest={manifest_pattern.format(shots=k, seed=s)}")
+                args.append(f"--data.init_args.few_shot.manifest={manifest_pattern.format(shots=k, seed=s)}")
             units.append(
                 Unit(id=f"K{k}/seed{s}", group=f"K={k}", label=f"seed {s}", kind="fit_test", args=args, seed=s)
             )
@@ -205,24 +182,21 @@ def plan_base_to_novel(
     spec: ProtocolSpec, seeds: Sequence[int], shots: int = 16, subset_key: str | None = None
 ) -> list[Unit]:
     """Units of base-to-novel: per seed, fit on base classes (``shots`` per class), test base and novel."""
-    chain = _data_chain(read_configs(spec.configs))
-    depth = next((i for i, c in enumerate(chain) if c == "ClassSubsetDataModule"), None)
-    if depth is None and subset_key is None:
+    if subset_key is None and not _has_class_subset(spec):
         raise ValueError(
-            "base-to-novel needs a ClassSubsetDataModule (subset: base) in the data config, e.g. "
-            "configs/experiments/base_to_novel_hmdb51.yaml, or --subset-key naming the option to set to 'novel'."
+            "base-to-novel needs a class subset (data.init_args.class_subset: {subset: base}) in the data config, "
+            "e.g. configs/experiments/base_to_novel_hmdb51.yaml, or --subset-key naming the option to set to 'novel'."
         )
-    key = subset_key or _key(depth, "subset")
+    key = subset_key or "--data.init_args.class_subset.subset"
     units = []
     for s in seeds:
-        args = [f"--data.init_args.shots={shots}", f"--data.init_args.seed={s}", f"--seed_everything={s}"]
         units.append(
             Unit(
                 id=f"{spec.name}/seed{s}",
                 group=spec.name,
                 label=f"seed {s}",
                 kind="base_to_novel",
-                args=[*args, f"{key}=base"],
+                args=[*_few_shot_args(shots, s), f"{key}=base"],
                 novel_args=[f"{key}=novel"],
                 seed=s,
             )
@@ -244,18 +218,19 @@ def _logger_args(folder: Path) -> list[str]:
 
 
 def _manifests(datamodule: Any) -> list[dict[str, str]]:
-    """Manifests of a DataModule and its nested bases: few-shot lists and class subsets, with their sha256."""
+    """The DataModule's few-shot list and class subset, with their sha256 (a shipped subset: its canonical manifest)."""
     from alt_lightning.data.manifests import read_manifest
 
-    out, dm = [], datamodule
-    while dm is not None:
-        path = getattr(dm, "manifest_path", None)
+    out = []
+    path = getattr(datamodule, "few_shot_manifest", None)
+    if path and Path(path).is_file():
+        out.append({"kind": "few-shot", "path": str(path), "sha256": read_manifest(path).sha256})
+    if getattr(datamodule, "class_subset", None) is not None:
+        path = datamodule.class_subset_manifest
         if path and Path(path).is_file():
-            out.append({"kind": type(dm).__name__, "path": str(path), "sha256": read_manifest(path).sha256})
-        elif callable(getattr(dm, "manifest", None)):
-            m = dm.manifest()  # a class subset from a shipped list: hash of its canonical manifest
-            out.append({"kind": type(dm).__name__, "path": "", "sha256": m.sha256})
-        dm = getattr(dm, "base", None)
+            out.append({"kind": "class-subset", "path": str(path), "sha256": read_manifest(path).sha256})
+        else:
+            out.append({"kind": "class-subset", "path": "", "sha256": datamodule.subset_manifest().sha256})
     return out
 
 
@@ -391,6 +366,7 @@ class ProtocolRunner:
         final = folder / "final.ckpt"
         cli.trainer.save_checkpoint(final)
         extra = {"base": base, "base_predictions": _prediction_file(cli.trainer), "final_ckpt": str(final)}
+        extra["base_manifests"] = _manifests(cli.datamodule)  # the few-shot list trained on (the novel test has none)
         del cli
         gc.collect()
         novel_args = [f"--ckpt_path={final}", *unit.novel_args]

@@ -1,4 +1,4 @@
-"""CachedFeatureDataModule: fit and test from the cache match decoding; invalidation; failed videos; DDP; CLI."""
+"""The ``features`` option: cached fit and test match decoding; invalidation; failed videos; DDP; resume; CLI."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from types import SimpleNamespace
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import pytest
 import torch
 import yaml
 
 from alt_lightning.cli import main as alt_main
 from alt_lightning.data.feature_cache import CachedFeatureDataset, FeatureCacheError, list_caches
-from alt_lightning.datamodules import CachedFeatureDataModule, VideoListDataModule
+from alt_lightning.datamodules import FeatureCacheConfig, VideoListDataModule
 from alt_lightning.lightning import ALTModule
 from alt_lightning.model.backbone import load_clip
 
@@ -24,6 +25,12 @@ def _base(root: Path, tmp_path: Path, **kw: Any) -> VideoListDataModule:
     return VideoListDataModule(
         root=str(root), classes="classes.txt", test_list="test.txt", bad_file_log=str(tmp_path / "bad.csv"), **settings
     )
+
+
+def _cached(root: Path, tmp_path: Path, cache_dir: Path | str, splits=("test",), **kw: Any) -> VideoListDataModule:
+    """The list DataModule with the feature cache on for ``splits`` (``kw``: data settings and cache fields)."""
+    fields = {k: kw.pop(k) for k in ("build", "batch_size", "store_source") if k in kw}
+    return _base(root, tmp_path, features=FeatureCacheConfig(dir=str(cache_dir), splits=tuple(splits), **fields), **kw)
 
 
 def _trainer(tmp_path: Path, **kw: Any) -> pl.Trainer:
@@ -52,7 +59,8 @@ class BatchKeys(pl.Callback):
 def test_fit_and_test_from_the_cache_match_decoding(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
     pl.seed_everything(0)
     base = _base(synthetic_root, tmp_path, test_clips=2)
-    dm = CachedFeatureDataModule(base, feature_dir=str(tmp_path / "cache"), batch_size=8)
+    dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", ("train", "val", "test"), test_clips=2, batch_size=8)
+    assert dm.cfg.batch_size == 4 and dm.features.batch_size == 8  # decoding and cache-reading batches differ
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
     before = {k: v.clone() for k, v in model.named_parameters() if v.requires_grad}
     keys = BatchKeys()
@@ -87,16 +95,12 @@ def test_changed_sampling_or_backbone_is_rebuilt_or_refused(
     cache_dir = str(tmp_path / "cache")
     torch.manual_seed(0)
     model = ALTModule(class_names=_base(synthetic_root, tmp_path).class_names, **module_kwargs)
-    first = CachedFeatureDataModule(_base(synthetic_root, tmp_path), feature_dir=cache_dir, splits=["test"])
+    first = _cached(synthetic_root, tmp_path, cache_dir)
     built = first.prepare_caches(model)["test"]
-    same = CachedFeatureDataModule(
-        _base(synthetic_root, tmp_path), feature_dir=cache_dir, splits=["test"], build="never"
-    )
+    same = _cached(synthetic_root, tmp_path, cache_dir, build="never")
     assert same.prepare_caches(model)["test"].directory == built.directory
 
-    fewer = CachedFeatureDataModule(
-        _base(synthetic_root, tmp_path, num_frames=3), feature_dir=cache_dir, splits=["test"], build="never"
-    )
+    fewer = _cached(synthetic_root, tmp_path, cache_dir, num_frames=3, build="never")
     with pytest.raises(FeatureCacheError, match=r"sampling.num_frames: 4 in the cache, 3 now.*alt cache build"):
         fewer.prepare_caches(model)
 
@@ -106,7 +110,7 @@ def test_changed_sampling_or_backbone_is_rebuilt_or_refused(
     other = ALTModule(class_names=model.class_names, **{**module_kwargs, "pretrained": str(weights)})
     with pytest.raises(FeatureCacheError, match=r"backbone.fingerprint"):
         same.prepare_caches(other)
-    auto = CachedFeatureDataModule(_base(synthetic_root, tmp_path), feature_dir=cache_dir, splits=["test"])
+    auto = _cached(synthetic_root, tmp_path, cache_dir)
     rebuilt = auto.prepare_caches(other)["test"]
     assert rebuilt.directory != built.directory
     assert rebuilt.spec["backbone"]["fingerprint"] == other.backbone_fingerprint != model.backbone_fingerprint
@@ -128,8 +132,7 @@ def _root_with_broken_video(synthetic_root: Path, tmp_path: Path) -> Path:
 
 def test_failed_videos_are_counted_from_the_cache(synthetic_root: Path, module_kwargs: dict, tmp_path: Path) -> None:
     root = _root_with_broken_video(synthetic_root, tmp_path)
-    base = _base(root, tmp_path, test_clips=2)
-    dm = CachedFeatureDataModule(base, feature_dir=str(tmp_path / "cache"), splits=["train", "test"])
+    dm = _cached(root, tmp_path, tmp_path / "cache", ("train", "test"), test_clips=2)
     torch.manual_seed(0)
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
     trainer = _trainer(tmp_path, limit_val_batches=0)
@@ -157,12 +160,7 @@ def test_ddp_ranks_read_every_item_once_and_never_build(
     synthetic_root: Path, module_kwargs: dict, tmp_path: Path
 ) -> None:
     torch.manual_seed(0)
-    dm = CachedFeatureDataModule(
-        _base(synthetic_root, tmp_path, test_clips=3),
-        feature_dir=str(tmp_path / "cache"),
-        splits=["test"],
-        batch_size=5,
-    )
+    dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", test_clips=3, batch_size=5)
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
     dm.prepare_caches(model)
     pairs = []
@@ -172,37 +170,29 @@ def test_ddp_ranks_read_every_item_once_and_never_build(
             pairs += list(zip(batch["index"].tolist(), batch["view"].tolist(), strict=True))
     assert sorted(pairs) == [(v, c) for v in range(12) for c in range(3)]  # 12 videos x 3 views, each once
 
-    fresh = CachedFeatureDataModule(
-        _base(synthetic_root, tmp_path), feature_dir=str(tmp_path / "empty"), splits=["test"]
-    )
+    fresh = _cached(synthetic_root, tmp_path, tmp_path / "empty")
     fresh.trainer = SimpleNamespace(world_size=2, global_rank=0, lightning_module=model)
     with pytest.raises(FeatureCacheError, match=r"not built under DDP .*alt cache build"):
         fresh.test_dataloader()
     assert isinstance(dm.dataset("predict"), CachedFeatureDataset)  # predict reads the test cache
-    assert dm.dataset("val") is dm.base.dataset("val")  # an uncached split is the base's
+    assert dm.dataset("val") is dm.video_dataset("val")  # an uncached split is decoded
 
 
 def _cli_config(model_config: dict, synthetic_root: Path, cache_dir: Path, splits: list[str], **trainer: Any) -> dict:
-    """An `alt fit` config: the tiny model on the synthetic list data, served through the feature cache."""
+    """An `alt fit` config: the tiny model on the synthetic list data, ``splits`` served from the feature cache."""
     return {
         "seed_everything": 0,
         "trainer": {"accelerator": "cpu", "enable_progress_bar": False, **trainer},
         "model": model_config,
         "data": {
-            "class_path": "alt_lightning.datamodules.CachedFeatureDataModule",
+            "class_path": "alt_lightning.datamodules.VideoListDataModule",
             "init_args": {
-                "feature_dir": str(cache_dir),
-                "splits": splits,
-                "base": {
-                    "class_path": "alt_lightning.datamodules.VideoListDataModule",
-                    "init_args": {
-                        "root": str(synthetic_root),
-                        "classes": "classes.txt",
-                        "test_list": "test.txt",
-                        "num_frames": 4,
-                        "num_workers": 0,
-                    },
-                },
+                "root": str(synthetic_root),
+                "classes": "classes.txt",
+                "test_list": "test.txt",
+                "num_frames": 4,
+                "num_workers": 0,
+                "features": {"dir": str(cache_dir), "splits": splits},
             },
         },
     }
@@ -213,12 +203,12 @@ def test_cache_command_builds_lists_and_clears(
 ) -> None:
     cache_dir = tmp_path / "cache"
     config = _cli_config(model_config, synthetic_root, cache_dir, ["val", "test"], logger=False)
-    config["data"]["init_args"]["base"]["init_args"]["bad_file_log"] = str(tmp_path / "bad.csv")
+    config["data"]["init_args"]["bad_file_log"] = str(tmp_path / "bad.csv")
     path = tmp_path / "fit.yaml"
     path.write_text(yaml.safe_dump(config))
     assert alt_main(["cache", "build", "--config", str(path), "--splits", "test"]) == 0
     assert [c.split for c in list_caches(cache_dir)] == ["test"]
-    frames3 = "--data.init_args.base.init_args.num_frames=3"
+    frames3 = "--data.init_args.num_frames=3"
     assert alt_main(["cache", "build", "--config", str(path), "--splits", "test", frames3]) == 0
     assert sorted(c.spec["sampling"]["num_frames"] for c in list_caches(cache_dir)) == [3, 4]
     capsys.readouterr()
@@ -269,14 +259,14 @@ def test_alt_fit_and_test_from_the_cache_with_default_callbacks(
 def test_datamodule_option_reads_the_test_split_from_the_cache(
     synthetic_root: Path, module_kwargs: dict, tmp_path: Path
 ) -> None:
-    """`feature_dir` on any DataModule: the test split is encoded once, then read from the cache."""
+    """`features` on any DataModule (default: the test split) is encoded once, then read from the cache."""
     pl.seed_everything(0)
     plain = _base(synthetic_root, tmp_path, test_clips=2)
     model = ALTModule(class_names=plain.class_names, **module_kwargs)
     want = _trainer(tmp_path).test(model, plain, verbose=False)[0]
     stamps = []
     for _ in range(2):
-        dm = _base(synthetic_root, tmp_path, test_clips=2, feature_dir=str(tmp_path / "features"))
+        dm = _base(synthetic_root, tmp_path, test_clips=2, features={"dir": str(tmp_path / "features")})
         got = _trainer(tmp_path).test(model, dm, verbose=False)[0]
         assert got["test/top1"] == pytest.approx(want["test/top1"], abs=1e-6)
         assert got["test/videos_evaluated"] == want["test/videos_evaluated"] == 12
@@ -284,3 +274,52 @@ def test_datamodule_option_reads_the_test_split_from_the_cache(
         assert len(caches) == 1 and caches[0].num_items == 12 * 2
         stamps.append((caches[0].directory / "index.json").stat().st_mtime_ns)
     assert stamps[0] == stamps[1]  # the second run read the cache instead of rebuilding it
+
+
+def test_cache_is_built_by_the_models_own_encode_frames(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    """The cache calls the attached model's ``encode_frames`` (no copy of it), in eval mode, and restores the model."""
+    dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", store_source=True)
+    torch.manual_seed(0)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    calls: list[tuple[tuple[int, ...], bool, bool]] = []
+    own = model.model.encode_frames
+
+    def spy(video: torch.Tensor):
+        encoder = model.model.encoder
+        calls.append((tuple(video.shape), encoder.training, encoder.keep_source))
+        return own(video)
+
+    model.model.encode_frames = spy
+    model.train()
+    cache = dm.prepare_caches(model)["test"]
+    assert calls == [((4, 4, 3, 64, 64), False, True)] * 3  # 12 test videos in batches of 4, eval mode, source on
+    assert model.model.encoder.training and not model.model.encoder.keep_source  # restored
+    assert cache.has_source and cache.num_items == 12
+
+
+def test_resumed_epoch_skips_the_cached_batches_already_trained(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    """Mid-epoch resume from cached training items: the skip counts the cache loader's batches, not decoding's."""
+    dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", ("train",), batch_size=6)  # decoding batches: 4
+    torch.manual_seed(0)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    dm.prepare_caches(model)
+    progress = SimpleNamespace(current=SimpleNamespace(ready=2, processed=0))
+    dm.trainer = SimpleNamespace(
+        world_size=1,
+        global_rank=0,
+        lightning_module=model,
+        training=True,
+        fit_loop=SimpleNamespace(
+            epoch_loop=SimpleNamespace(restarting=True, batch_progress=progress), epoch_progress=progress
+        ),
+    )
+    loader = dm.train_dataloader()
+    assert loader.batch_size == 6 and len(loader.dataset) == 24
+    loader.sampler.set_epoch(0)
+    resumed = [int(i) for i in loader.sampler]
+    full = np.random.default_rng([0, 0]).permutation(24).tolist()  # ShardSampler's order for (seed 0, epoch 0)
+    assert resumed == full[12:]  # 2 batches of 6 cached items were consumed before the checkpoint
