@@ -64,7 +64,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 #: Model arguments filled by links from the DataModule; never restored from a checkpoint.
-LINKED_MODEL_ARGS = ("class_names",)
+LINKED_MODEL_ARGS = ("class_names", "num_frames")
 
 
 def _run_version() -> str:
@@ -113,8 +113,9 @@ class ALTCLI(LightningCLI):
     """LightningCLI with ALT's links, defaults and checkpoint-restored settings."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        """Class names flow from the DataModule to the model, so configs never repeat them."""
-        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        """Class names and the frame count flow from the DataModule to the model, so configs never repeat them."""
+        for linked in LINKED_MODEL_ARGS:
+            parser.link_arguments(f"data.{linked}", f"model.init_args.{linked}", apply_on="instantiate")
         parser.set_defaults({f"trainer.{k}": v for k, v in trainer_defaults().items()})
         parser.add_argument(
             "--zero_shot_from_clip",
@@ -545,14 +546,15 @@ def _close_process_group() -> None:
         dist.destroy_process_group()
 
 
-def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
+def run_cli(argv: list[str], cli_class: type[ALTCLI] = ALTCLI, **kwargs: Any) -> ALTCLI:
     """Build and run ``ALTCLI`` on ``argv`` (subcommand first) and return it (the protocol runner reads its trainer).
 
     Args:
         argv: Arguments without the program name, e.g. ``["test", "--config", "x.yaml"]``.
+        cli_class: ``ALTCLI`` or a subclass of it.
         **kwargs: Further ``LightningCLI`` arguments (e.g. ``run=False`` with ``argv`` lacking the subcommand).
     """
-    return ALTCLI(
+    return cli_class(
         ALTModule,
         VideoDataModule,
         subclass_mode_model=True,
@@ -562,6 +564,41 @@ def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
         auto_configure_optimizers=False,
         **kwargs,
     )
+
+
+class _ParseOnlyCLI(ALTCLI):
+    """``ALTCLI`` that parses and stops: no class is instantiated, nothing is seeded, no checkpoint is read."""
+
+    def before_instantiate_classes(self) -> None:
+        """Nothing to check: nothing runs."""
+
+    def instantiate_classes(self) -> None:
+        """Nothing is instantiated: no backbone loaded or downloaded, no DataModule reading its files."""
+
+    def _set_seed(self) -> None:
+        """Parsing only: the global RNGs stay as they are (``alt fit`` seeds them when it runs)."""
+
+
+def parse_config(argv: list[str]) -> Any:
+    """Parse ``argv`` with the parser of ``alt fit`` (the same ``--config`` composition, links and defaults).
+
+    Nothing is instantiated: no backbone is loaded or downloaded, no DataModule reads its files.
+
+    Args:
+        argv: ``alt fit``'s arguments without the subcommand, e.g. ``["--config", "a.yaml", "--config", "b.yaml"]``.
+
+    Returns:
+        The parsed configuration (a jsonargparse ``Namespace``: ``cfg.model.init_args``, ``cfg.data.init_args``, ...).
+
+    Raises:
+        ValueError: For arguments ``alt fit`` would refuse (the parser's reason, one line).
+    """
+    import argparse
+
+    try:
+        return run_cli(list(argv), cli_class=_ParseOnlyCLI, run=False, parser_kwargs={"exit_on_error": False}).config
+    except argparse.ArgumentError as err:
+        raise ValueError(f"alt fit's parser refused {' '.join(argv)}: {err}") from None
 
 
 def _is_video_predict(argv: list[str]) -> bool:

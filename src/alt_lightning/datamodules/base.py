@@ -162,6 +162,11 @@ class VideoDataModule(pl.LightningDataModule):
 
     # ----------------------------------------------------------------- shared machinery
     @property
+    def num_frames(self) -> int:
+        """Frames per clip ``T`` (the CLI links it to the model's ``num_frames``)."""
+        return int(self.cfg.num_frames)
+
+    @property
     def num_classes(self) -> int:
         """Number of classes."""
         return len(self.class_names)
