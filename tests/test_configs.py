@@ -67,7 +67,7 @@ def test_every_experiment_documents_its_command() -> None:
 
 def test_protocol_values_of_the_paper() -> None:
     """Paper §3: B/16 8 frames 3x1 views for K400; 32 frames for zero-/few-shot; K in {2,4,8,16}; 3 seeds x 16 shots."""
-    sup = read_configs([CONFIGS / "model/alt_b16_8f.yaml", CONFIGS / "experiments/supervised_k400.yaml"])
+    sup = read_configs([CONFIGS / "model/alt_b16.yaml", CONFIGS / "experiments/supervised_k400.yaml"])
     assert sup["model"]["init_args"]["model_name"] == "ViT-B-16"
     assert {k: sup["data"]["init_args"][k] for k in ("num_frames", "test_clips", "test_crops")} == {
         "num_frames": 8,
@@ -331,3 +331,38 @@ def test_piece_runs_in_a_small_combination(
         ["fit", *(a for c in configs for a in ("--config", c))], official_roots, tiny_weights, tiny_corpus, tmp_path
     )
     assert ckpt.stat().st_size > 0
+
+
+#: The paper's protocol per experiment family (paper §3): frames per clip and test views (clips x crops).
+PROTOCOL_INPUT = {
+    "supervised": (8, [3, 1]),
+    "zero_shot": (32, [1, 1]),
+    "few_shot": (32, [1, 1]),
+    "base_to_novel": (32, [1, 1]),
+}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_flops_counts_the_experiments_frames_views_and_adapter(path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`alt flops` with an experiment's own --config list (backbone swapped for alt-tiny: fast) counts its input."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from alt_lightning.commands.flops import main as flops
+    from alt_lightning.model.adapter import AdapterConfig
+
+    frames, views = next(v for k, v in PROTOCOL_INPUT.items() if path.name.startswith(k))
+    for cmd in header_commands(path):
+        configs = _configs(cmd)
+        assert (
+            flops([*(a for c in configs for a in ("--config", str(REPO / c))), "--model_name", "alt-tiny", "--json"])
+            == 0
+        )
+        out = json.loads(capsys.readouterr().out)
+        assert (out["frames"], out["views"]) == (frames, views), cmd
+        piece = next(c for c in configs if c.startswith("configs/model/"))
+        adapter = yaml.safe_load((REPO / piece).read_text())["model"]["init_args"]["adapter"]
+        assert out["config"]["adapter"] == asdict(AdapterConfig(**adapter)), cmd
+        # The piece's r = 8 on alt-tiny (17 tokens, 2 blocks): 8 merged, then 4 (at most half of the non-cls tokens).
+        assert out["config"]["encoder"]["r"] == 8 and out["tokens_per_frame"] == 17 - 8 - 4
