@@ -197,13 +197,18 @@ def test_base_to_novel_top1_is_the_share_of_videos_right_on_an_unequal_split(mod
     assert got["base_videos_evaluated"] == 5 and got["novel_videos_evaluated"] == 4
 
 
-def test_a_datamodule_with_other_frames_is_refused_in_one_line(
+def test_clips_with_other_frames_are_refused_in_one_line(
     synthetic_root: Path, module_kwargs: dict, tmp_path: Path
 ) -> None:
-    """A model built for 8 frames attached to 4-frame clips: the frame count is given once, so this is a mistake."""
+    """Clips of another frame count than the model's (given once, so a mistake), or more frames than an older
+    checkpoint's tables hold: one line, before the first batch."""
     dm = _datamodule(synthetic_root)  # 4 frames
     model = ALTModule(class_names=dm.class_names, **{**module_kwargs, "num_frames": 8})
     with pytest.raises(
         ValueError, match=r"4-frame clips \(data.num_frames\) but ALTModule was built with num_frames=8"
     ):
+        _trainer(tmp_path).test(model, dm)
+    # An older checkpoint's tables (adapter.max_frames) shorter than the clips: refused before the first batch.
+    model = ALTModule(class_names=dm.class_names, **{**module_kwargs, "adapter": {"heads": 4, "max_frames": 2}})
+    with pytest.raises(ValueError, match=r"hold 2 frames \(adapter.max_frames.*data.num_frames=4"):
         _trainer(tmp_path).test(model, dm)

@@ -346,6 +346,12 @@ class ALTModule(pl.LightningModule, ALTParts):
                 f"with num_frames={self.config.num_frames}: build it with num_frames={frames} (the alt command links "
                 "data.num_frames to the model)."
             )
+        rows = self.config.adapter.max_frames
+        if rows is not None and rows < self.config.num_frames:  # tables sized by a checkpoint older than num_frames
+            raise ValueError(
+                f"The adapter's temporal tables hold {rows} frames (adapter.max_frames, from an older checkpoint) but "
+                f"data.num_frames={self.config.num_frames}: set data.num_frames to {rows} or fewer."
+            )
 
     def cast_frozen_weights(self) -> None:
         """With ``encoder.cast_frozen_bf16`` on a GPU with bf16 precision, store the frozen backbone in bf16 once."""
