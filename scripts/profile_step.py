@@ -7,13 +7,15 @@ Used to explain `alt bench` figures (docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch.profiler import ProfilerActivity, profile
 
-from alt_lightning.commands.bench import build_alt
+from alt_lightning.commands.bench import build_bench_model
+from alt_lightning.model.config import ALTConfig
 
 
 def main() -> None:
@@ -29,7 +31,10 @@ def main() -> None:
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for r in a.r:
         torch.manual_seed(0)
-        model, clip = build_alt(a.model_name, r, 2000, 400, 1)
+        base = ALTConfig.for_backbone(a.model_name)
+        config = dataclasses.replace(base, pretrained=None, num_frames=a.frames)
+        config.encoder = dataclasses.replace(base.encoder, r=r)
+        model, clip = build_bench_model(config, 2000, 400)
         model.to(dev).train()
         size = clip.visual.image_size[0]
         video = torch.randn(a.batch, a.frames, 3, size, size, device=dev)

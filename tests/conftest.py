@@ -112,20 +112,23 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def module_kwargs(tiny_corpus: Path, tiny_weights: Path) -> dict:
-    """ALTModule arguments for the tiny backbone with saved random weights."""
+    """ALTModule arguments for the tiny backbone with saved random weights, for 4-frame clips (the test data's)."""
     return {
         "model_name": "alt-tiny",
         "pretrained": str(tiny_weights),
         "corpus": str(tiny_corpus),
         "encoder": {"r": 2},
         "adapter": {"layers": 1, "heads": 4},
+        "num_frames": 4,
     }
 
 
 @pytest.fixture
 def model_config(module_kwargs: dict) -> dict:
-    """The `model:` section of an `alt fit` config for the tiny backbone (same settings as `module_kwargs`)."""
-    return {"class_path": "alt_lightning.lightning.ALTModule", "init_args": dict(module_kwargs)}
+    """The `model:` section of an `alt fit` config for the tiny backbone (`module_kwargs` but the frame count, which
+    the CLI links from the data)."""
+    init = {k: v for k, v in module_kwargs.items() if k != "num_frames"}
+    return {"class_path": "alt_lightning.lightning.ALTModule", "init_args": init}
 
 
 @pytest.fixture

@@ -91,6 +91,30 @@ def test_test_restores_model_and_data_settings_from_checkpoint(
     assert cfg["data"]["init_args"]["num_frames"] == 4
 
 
+def test_frame_count_is_linked_from_the_data_and_checked_against_a_checkpoint(
+    synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """data.num_frames sizes the model's temporal tables; a test on fewer frames uses their first rows, more fail."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    args = [*_fit_args(synthetic_root, tiny_corpus, tmp_path, epochs=1), "--data.init_args.num_frames=4"]
+    limits = ["--trainer.limit_train_batches=1", "--trainer.limit_val_batches=1"]
+    assert main(["fit", *args, *limits]) == 0
+    ckpt = next(tmp_path.rglob("best.ckpt"))
+    saved = torch.load(ckpt, weights_only=True, map_location="cpu")
+    assert saved["hyper_parameters"]["num_frames"] == 4
+    assert saved["state_dict"]["model.adapter.frame_pos"].shape[0] == 4
+    assert saved["state_dict"]["model.adapter.temporal_pos"].shape[0] == 4
+    test = ["test", *_fit_args(synthetic_root, tiny_corpus, tmp_path), f"--ckpt_path={ckpt}"]
+    assert main([*test, "--data.init_args.num_frames=2"]) == 0  # the checkpoint's num_frames is not restored
+    assert "evaluated: 12" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as err:
+        main([*test, "--data.init_args.num_frames=6"])
+    message = str(err.value.code)
+    assert "\n" not in message and "data.num_frames=6" in message and "hold 4 frames" in message, message
+
+
 def test_demo_config_parses_and_runs_one_step(
     synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -348,7 +372,7 @@ def test_evaluating_without_a_checkpoint_is_refused(
     subcommand: str, synthetic_root: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch
 ) -> None:
     """No --ckpt_path would score an untrained adapter: refused in one line, before anything is built."""
-    import alt_lightning.lightning.module as module
+    import alt_lightning.model.build as module
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(module, "load_clip", lambda *a, **k: pytest.fail("a model was built"))
@@ -396,7 +420,7 @@ def test_backbone_mismatch_is_found_before_texts_are_embedded(
     """Other backbone weights or architecture than the checkpoint's: one line, before the corpus is embedded."""
     import torch
 
-    import alt_lightning.lightning.module as module
+    import alt_lightning.model.build as module
 
     monkeypatch.chdir(tmp_path)
     other = tmp_path / "other_weights.pt"

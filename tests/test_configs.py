@@ -360,3 +360,38 @@ def test_piece_runs_in_a_small_combination(
         ["fit", *(a for c in configs for a in ("--config", c))], official_roots, tiny_weights, tiny_corpus, tmp_path
     )
     assert ckpt.stat().st_size > 0
+
+
+#: The paper's protocol per experiment family (paper §3): frames per clip and test views (clips x crops).
+PROTOCOL_INPUT = {
+    "supervised": (8, [3, 1]),
+    "zero_shot": (32, [1, 1]),
+    "few_shot": (32, [1, 1]),
+    "base_to_novel": (32, [1, 1]),
+}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
+def test_flops_counts_the_experiments_frames_views_and_adapter(path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`alt flops` with an experiment's own --config list (backbone swapped for alt-tiny: fast) counts its input."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from alt_lightning.commands.flops import main as flops
+    from alt_lightning.model.adapter import AdapterConfig
+
+    frames, views = next(v for k, v in PROTOCOL_INPUT.items() if path.name.startswith(k))
+    for cmd in header_commands(path):
+        configs = _configs(cmd)
+        assert (
+            flops([*(a for c in configs for a in ("--config", str(REPO / c))), "--model_name", "alt-tiny", "--json"])
+            == 0
+        )
+        out = json.loads(capsys.readouterr().out)
+        assert (out["frames"], out["views"]) == (frames, views), cmd
+        piece = next(c for c in configs if c.startswith("configs/model/"))
+        adapter = yaml.safe_load((REPO / piece).read_text())["model"]["init_args"]["adapter"]
+        assert out["config"]["adapter"] == asdict(AdapterConfig(**adapter)), cmd
+        # The piece's r = 8 on alt-tiny (17 tokens, 2 blocks): 8 merged, then 4 (at most half of the non-cls tokens).
+        assert out["config"]["encoder"]["r"] == 8 and out["tokens_per_frame"] == 17 - 8 - 4

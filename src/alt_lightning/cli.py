@@ -66,7 +66,7 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 #: Model arguments filled by links from the DataModule; never restored from a checkpoint.
-LINKED_MODEL_ARGS = ("class_names",)
+LINKED_MODEL_ARGS = ("class_names", "num_frames")
 
 
 def _run_version() -> str:
@@ -115,8 +115,9 @@ class ALTCLI(LightningCLI):
     """LightningCLI with ALT's links, defaults and checkpoint-restored settings."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        """Class names flow from the DataModule to the model, so configs never repeat them."""
-        parser.link_arguments("data.class_names", "model.init_args.class_names", apply_on="instantiate")
+        """Class names and the frame count flow from the DataModule to the model, so configs never repeat them."""
+        for linked in LINKED_MODEL_ARGS:
+            parser.link_arguments(f"data.{linked}", f"model.init_args.{linked}", apply_on="instantiate")
         parser.set_defaults({f"trainer.{k}": v for k, v in trainer_defaults().items()})
         parser.add_argument(
             "--zero_shot_from_clip",
@@ -549,14 +550,15 @@ def _close_process_group() -> None:
         dist.destroy_process_group()
 
 
-def run_cli(argv: list[str], **kwargs: Any) -> ALTCLI:
+def run_cli(argv: list[str], cli_class: type[ALTCLI] = ALTCLI, **kwargs: Any) -> ALTCLI:
     """Build and run ``ALTCLI`` on ``argv`` (subcommand first) and return it (the protocol runner reads its trainer).
 
     Args:
         argv: Arguments without the program name, e.g. ``["test", "--config", "x.yaml"]``.
+        cli_class: ``ALTCLI`` or a subclass of it.
         **kwargs: Further ``LightningCLI`` arguments (e.g. ``run=False`` with ``argv`` lacking the subcommand).
     """
-    return ALTCLI(
+    return cli_class(
         ALTModule,
         VideoDataModule,
         subclass_mode_model=True,
@@ -572,16 +574,16 @@ class _ParseOnly(ALTCLI):
     """``ALTCLI`` that parses (configs, checkpoint defaults, links declared) and stops: nothing seeded or built."""
 
     def _set_seed(self) -> None:
-        pass
+        """Parsing only: the global RNGs stay as they are (``alt fit`` seeds them when it runs)."""
 
     def before_instantiate_classes(self) -> None:
-        pass
+        """Nothing to check: nothing runs."""
 
     def instantiate_classes(self) -> None:
-        pass
+        """Nothing is instantiated: no backbone loaded or downloaded, no DataModule reading its files."""
 
     def _run_subcommand(self, subcommand: str) -> None:
-        pass
+        """Nothing runs."""
 
 
 def parse_config(argv: list[str]) -> Any:
@@ -595,17 +597,27 @@ def parse_config(argv: list[str]) -> Any:
 
     Returns:
         The subcommand's namespace (``.data``, ``.model``, ``.trainer``, ...), defaults filled in.
+
+    Raises:
+        ValueError: For arguments the subcommand would refuse (the parser's reason, one line).
     """
+    import argparse
+
     ckpt = any(a.split("=", 1)[0] == "--ckpt_path" for a in argv)
     defaults = [] if ckpt else ["--model=ALTModule", f"--data={VideoDataModule.__module__}.VideoDataModule"]
-    cli = _ParseOnly(
-        ALTModule,
-        VideoDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=[argv[0], *defaults, *argv[1:]],
-        auto_configure_optimizers=False,
-    )
+    no_exit = {"exit_on_error": False}
+    try:
+        cli = _ParseOnly(
+            ALTModule,
+            VideoDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=[argv[0], *defaults, *argv[1:]],
+            auto_configure_optimizers=False,
+            parser_kwargs={**no_exit, argv[0]: no_exit},
+        )
+    except argparse.ArgumentError as err:
+        raise ValueError(f"alt {argv[0]}'s parser refused {' '.join(argv[1:])}: {err}") from None
     return cli.config[cli.subcommand]
 
 

@@ -11,6 +11,7 @@ import torch
 
 from alt_lightning.datamodules import VideoListDataModule
 from alt_lightning.lightning import ALTModule
+from alt_lightning.lightning.module import CheckpointMismatchError
 from alt_lightning.model.backbone import load_clip
 
 
@@ -61,6 +62,14 @@ def test_checkpoint_round_trip_gives_identical_predictions(
         a, b = model(batch["video"]), restored(batch["video"])
     assert torch.equal(a.logits, b.logits)
     assert torch.equal(a.entity_ids, b.entity_ids)
+
+    # Fewer frames than the checkpoint's tables (4 rows: num_frames): their first rows, same scores.
+    fewer = ALTModule.load_from_checkpoint(path, weights_only=True, num_frames=2).eval()
+    assert fewer.model.adapter.frame_pos.shape[0] == 2
+    with torch.no_grad():
+        assert torch.equal(fewer(batch["video"][:, :2]).logits, restored(batch["video"][:, :2]).logits)
+    with pytest.raises(CheckpointMismatchError, match=r"hold 4 frames .* data.num_frames=16"):
+        ALTModule.load_from_checkpoint(path, weights_only=True, num_frames=16)
 
 
 def test_checkpoint_with_other_backbone_weights_is_refused(
@@ -186,3 +195,20 @@ def test_base_to_novel_top1_is_the_share_of_videos_right_on_an_unequal_split(mod
     assert got["hm"] == pytest.approx(2 * 20 * 25 / 45)  # 22.22
     assert got["base_mean_class"] == pytest.approx(100 / 3) and got["novel_mean_class"] == pytest.approx(50.0)
     assert got["base_videos_evaluated"] == 5 and got["novel_videos_evaluated"] == 4
+
+
+def test_clips_with_other_frames_are_refused_in_one_line(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path
+) -> None:
+    """Clips of another frame count than the model's (given once, so a mistake), or more frames than an older
+    checkpoint's tables hold: one line, before the first batch."""
+    dm = _datamodule(synthetic_root)  # 4 frames
+    model = ALTModule(class_names=dm.class_names, **{**module_kwargs, "num_frames": 8})
+    with pytest.raises(
+        ValueError, match=r"4-frame clips \(data.num_frames\) but ALTModule was built with num_frames=8"
+    ):
+        _trainer(tmp_path).test(model, dm)
+    # An older checkpoint's tables (adapter.max_frames) shorter than the clips: refused before the first batch.
+    model = ALTModule(class_names=dm.class_names, **{**module_kwargs, "adapter": {"heads": 4, "max_frames": 2}})
+    with pytest.raises(ValueError, match=r"hold 2 frames \(adapter.max_frames.*data.num_frames=4"):
+        _trainer(tmp_path).test(model, dm)

@@ -99,6 +99,25 @@ def test_config_errors() -> None:
         AdapterConfig(pool="max")
     with pytest.raises(ValueError, match="divisible"):
         QueryAdapter(30, AdapterConfig(heads=8))
-    adapter = QueryAdapter(C, AdapterConfig(heads=4, max_frames=2), num_regions=1)
+    adapter = QueryAdapter(C, AdapterConfig(heads=4, max_frames=2), num_regions=1, num_frames=8)
+    assert adapter.frame_pos.shape[0] == adapter.temporal_pos.shape[0] == 2  # an older checkpoint's table size wins
     with pytest.raises(ValueError, match="max_frames"):
         adapter(*_inputs(1, 3, 1))
+    with pytest.raises(ValueError, match="num_frames >= 3"):
+        QueryAdapter(C, AdapterConfig(heads=4), num_regions=1, num_frames=2)(*_inputs(1, 3, 1))
+    assert QueryAdapter(C, AdapterConfig(heads=4), num_frames=5).frame_pos.shape[0] == 5  # tables: num_frames rows
+    with pytest.raises(ValueError, match="max_frames"):
+        AdapterConfig(max_frames=0)
+
+
+def test_without_out_proj_z_is_the_pooled_queries() -> None:
+    """``out_proj=False`` drops the closing LayerNorm + Linear: z is the mean of the decoder's output queries."""
+    torch.manual_seed(0)
+    adapter = QueryAdapter(C, AdapterConfig(heads=4, cls_residual=False, out_proj=False), num_regions=2)
+    with_proj = QueryAdapter(C, AdapterConfig(heads=4, cls_residual=False), num_regions=2)
+    count = sum(p.numel() for p in with_proj.parameters()) - sum(p.numel() for p in adapter.parameters())
+    assert adapter.norm_out is None and adapter.proj_out is None and count == 2 * C + C * C + C
+    tokens, aligned, confidence = _inputs(2, 3, 2)
+    q, _ = adapter.queries(2, 3, aligned, confidence)  # [B, T*R, C]
+    kv = (adapter.kv_mlp(tokens) + adapter.temporal_pos[:3, None]).flatten(1, 2)  # [B, T*(1+R), C]
+    assert torch.allclose(adapter(tokens, aligned, confidence), adapter.layers[0](q, kv).mean(1))

@@ -111,3 +111,18 @@ def test_similarity_and_choice_are_float32_under_bf16_autocast() -> None:
     got_half = aligner(half)
     assert torch.equal(got_half.entity_ids, ref_half.entity_ids)
     assert got_half.aligned.dtype == torch.bfloat16
+
+
+def test_straight_through_is_inert_unless_something_upstream_trains() -> None:
+    """Frozen regions and a fixed scale: no gradient path through the alignment; a learnable scale or trainable
+    regions open it (the module docstring's claim)."""
+    regions = torch.randn(2, 3, 4, C)
+    frozen = EntityAligner(_corpus(), AlignmentConfig(gumbel=False)).train()(regions)
+    assert not frozen.aligned.requires_grad  # the adapter learns from the chosen embeddings as given
+    learnable = EntityAligner(_corpus(), AlignmentConfig(gumbel=False, scale=5.0, learnable_scale=True)).train()
+    learnable(regions).aligned.sum().backward()
+    assert learnable.log_scale.grad is not None and learnable.log_scale.grad.abs() > 0
+    trainable = regions.clone().requires_grad_(True)
+    out = EntityAligner(_corpus(), AlignmentConfig(gumbel=False, scale=5.0)).train()(trainable)
+    (out.aligned * torch.randn_like(out.aligned)).sum().backward()
+    assert trainable.grad is not None and trainable.grad.abs().sum() > 0

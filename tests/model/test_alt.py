@@ -5,30 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from alt_lightning.model.adapter import AdapterConfig, QueryAdapter
-from alt_lightning.model.alignment import EntityAligner
 from alt_lightning.model.alt import ALT
-from alt_lightning.model.backbone import load_clip
-from alt_lightning.model.classifier import TextClassifier
-from alt_lightning.model.region_encoder import RegionEncoder
+from alt_lightning.model.build import build_alt
+from alt_lightning.model.config import ALTConfig
 
 K, N = 9, 5
 
 
 def _alt(r: int = 2, align: bool = True, region: bool = True, seed: int = 0) -> ALT:
     torch.manual_seed(seed)
-    clip = load_clip("alt-tiny")
-    encoder = RegionEncoder(clip.visual, r=r)
-    dim = encoder.out_dim
-    return ALT(
-        encoder,
-        EntityAligner(torch.randn(K, dim)) if align else None,
-        QueryAdapter(
-            dim, AdapterConfig(heads=4), num_regions=encoder.num_regions if region else 1, entity_queries=align
-        ),
-        TextClassifier(torch.randn(N, dim)),
-        region=region,
-    )
+    config = ALTConfig(model_name="alt-tiny", pretrained=None, encoder={"r": r}, adapter={"heads": 4})
+    config.align, config.region = align, region
+    return build_alt(config, N, corpus_size=K)  # random corpus and class embeddings: no text tower runs
 
 
 def _video(b: int = 2, t: int = 3) -> torch.Tensor:

@@ -15,6 +15,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +25,38 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from alt_lightning.model.adapter import AdapterConfig, QueryAdapter
-from alt_lightning.model.alignment import EntityAligner
 from alt_lightning.model.alt import ALT
-from alt_lightning.model.backbone import load_clip
-from alt_lightning.model.classifier import TextClassifier
-from alt_lightning.model.region_encoder import RegionEncoder
+from alt_lightning.model.build import build_alt, load_backbone
+from alt_lightning.model.config import PRESETS, ALTConfig
+from alt_lightning.model.flops import measure_flops
 
 
-def build_alt(
-    model_name: str, r: int, corpus_size: int, num_classes: int, adapter_layers: int, compile_encoder: bool = False
+def bench_config(args: argparse.Namespace) -> ALTConfig:
+    """The model to time, with random weights.
+
+    ``--preset`` (default: the preset of ``--model_name``, else alt-tiny), then ``--model_name``, ``--frames``,
+    ``--r`` and ``--adapter_layers`` where given.
+    """
+    config = ALTConfig.preset(args.preset) if args.preset else ALTConfig.for_backbone(args.model_name or "alt-tiny")
+    changes = {"model_name": args.model_name, "num_frames": args.frames}
+    config = replace(config, pretrained=None, **{k: v for k, v in changes.items() if v is not None})
+    if args.r is not None:
+        config.encoder = replace(config.encoder, r=args.r)
+    if args.adapter_layers is not None:
+        config.adapter = replace(config.adapter, layers=args.adapter_layers)
+    return config
+
+
+def build_bench_model(
+    config: ALTConfig, corpus_size: int, num_classes: int, compile_encoder: bool = False
 ) -> tuple[ALT, nn.Module]:
-    """An ALT model with random corpus and class embeddings (the text tower is not needed to time the video path).
+    """ALT with random weights and random corpus and class embeddings (no text tower: only the video path is timed).
 
     Returns:
         The ALT model and the CLIP model it was cut from (for the baselines).
     """
-    clip = load_clip(model_name, None)
-    encoder = RegionEncoder(clip.visual, r=r)
-    dim = encoder.out_dim
-    heads = 8 if dim % 8 == 0 else 4
-    model = ALT(
-        encoder,
-        EntityAligner(torch.randn(corpus_size, dim)),
-        QueryAdapter(dim, AdapterConfig(layers=adapter_layers, heads=heads), num_regions=encoder.num_regions),
-        TextClassifier(torch.randn(num_classes, dim)),
-    )
+    clip = load_backbone(config)
+    model = build_alt(config, num_classes, corpus_size=corpus_size, clip=clip)
     if compile_encoder:
         model.encoder = torch.compile(model.encoder)  # type: ignore[assignment]
     return model, clip
@@ -99,24 +106,23 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         if dtype
         else (lambda: torch.autocast(device.type, enabled=False))
     )
-    model, clip = build_alt(
-        args.model_name, args.r, args.corpus_size, args.num_classes, args.adapter_layers, args.compile
-    )
+    config = bench_config(args)
+    model, clip = build_bench_model(config, args.corpus_size, args.num_classes, args.compile)
     model.to(device)
     cast_frozen = dtype is not None and device.type == "cuda" and args.frozen_cast
     if cast_frozen:
         model.encoder.cast_frozen_(dtype)  # what ALTModule does on a GPU with bf16 precision
     size = clip.visual.image_size[0] if isinstance(clip.visual.image_size, tuple) else clip.visual.image_size
-    b, t = args.batch, args.frames
+    b, t = args.batch, config.num_frames
     video = torch.randn(b, t, 3, size, size, device=device)
     labels = torch.randint(0, args.num_classes, (b,), device=device)
     tb = args.train_batch or b
     train_video, train_labels = video[:tb], labels[:tb]
     res: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-        "model_name": args.model_name,
+        "model_name": config.model_name,
         "frames": t,
-        "r": args.r,
+        "r": config.encoder.r,
         "batch": b,
         "views": args.views,
         "precision": "bf16-autocast" if dtype else "fp32",
@@ -130,21 +136,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     res.update(
         params_total_m=total / 1e6, params_trainable_m=trainable / 1e6, params_with_text_m=(total + text_params) / 1e6
     )
-    try:
-        from alt_lightning.model.flops import alt_flops  # type: ignore[attr-defined]
-
-        f = alt_flops(
-            args.model_name,
-            frames=t,
-            r=args.r,
-            corpus_size=args.corpus_size,
-            adapter_layers=args.adapter_layers,
-            views=args.views,
-            num_classes=args.num_classes,
-        )
-        res.update(gflops_per_view=f["per_view"] / 1e9, gflops_total=f["total"] / 1e9)
-    except Exception as err:
-        res["gflops_note"] = f"not counted: {err}"
+    flops = measure_flops(config, views=(args.views, 1), num_classes=args.num_classes, corpus_size=args.corpus_size)
+    res.update(gflops_per_view=flops.view_total / 1e9, gflops_total=flops.total / 1e9)
 
     model.eval()
 
@@ -241,15 +234,16 @@ def print_report(res: dict[str, Any], console: Console | None = None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """``alt bench``."""
     p = argparse.ArgumentParser(prog="alt bench", description=__doc__.splitlines()[0])
-    p.add_argument("--model_name", default="alt-tiny", help="open_clip backbone, e.g. ViT-B-16")
-    p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--r", type=int, default=8, help="ToMe tokens merged per block")
+    p.add_argument("--preset", choices=list(PRESETS), help="the model (default: the preset of --model_name)")
+    p.add_argument("--model_name", help="open_clip backbone, e.g. ViT-B-16 (default: the preset's, else alt-tiny)")
+    p.add_argument("--frames", type=int, help="frames per clip (default: the preset's)")
+    p.add_argument("--r", type=int, help="ToMe tokens merged per block (default: the preset's)")
     p.add_argument("--batch", type=int, default=4, help="clips per inference step")
     p.add_argument("--train_batch", type=int, default=None, help="clips per training step (default: --batch)")
     p.add_argument("--views", type=int, default=3, help="test views per video (videos/s = clips/s / views)")
     p.add_argument("--corpus_size", type=int, default=2000)
     p.add_argument("--num_classes", type=int, default=400)
-    p.add_argument("--adapter_layers", type=int, default=1)
+    p.add_argument("--adapter_layers", type=int, help="adapter decoder layers (default: the preset's)")
     p.add_argument(
         "--precision", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU, fp32 on CPU"
     )

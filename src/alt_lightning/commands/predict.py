@@ -4,7 +4,7 @@
 
     alt predict clip.mp4 --labels "riding a bike,playing guitar,cooking" [--ckpt runs/alt/latest/checkpoints/best.ckpt]
     alt predict a.mp4 b.mp4 --labels kinetics400 --ckpt k400.ckpt --topk 5 --png-dir explain/
-    alt predict clip.mp4 --labels my_labels.txt --config configs/model/alt_b16_8f.yaml      # zero-shot, no weights
+    alt predict clip.mp4 --labels my_labels.txt --config configs/model/alt_b16.yaml      # zero-shot, no weights
 
 Without ``--ckpt`` the prediction is zero-shot from the backbone alone: the adapter's residual weight is set to 0,
 so the video vector is CLIP's mean frame embedding; the alignment (a frozen, parameter-free head) still explains it.
@@ -232,17 +232,22 @@ def _import(class_path: str) -> type:
 
 # ----------------------------------------------------------------------------------------------- model
 def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any, dict[str, Any]]:
-    """The module (eval mode) and the data settings (``num_frames``, ``test_clips``) to sample with."""
+    """The module (eval mode) and the data settings (``num_frames``, ``test_clips``) to sample with.
+
+    The frame count is decided first (``--num_frames``, else the checkpoint's or the config's, else 8), since it
+    sizes the model's temporal tables.
+    """
     from alt_lightning.lightning.module import ALTModule
 
     overrides = {k: getattr(args, k) for k in ("model_name", "pretrained", "corpus") if getattr(args, k) is not None}
-    data: dict[str, Any] = {}
+    frames = getattr(args, "num_frames", None)
     if args.ckpt:
         from alt_lightning.datamodules.legacy import upgrade_data_hparams
 
         saved = torch.load(args.ckpt, weights_only=True, map_location="cpu")
         hp = dict(saved.get("hyper_parameters") or {})
         data = upgrade_data_hparams(dict(saved.get("datamodule_hyper_parameters") or {}))
+        data["num_frames"] = frames or hp.get("num_frames") or data.get("num_frames") or 8
         cls = _import(hp["_class_path"]) if "_class_path" in hp else ALTModule
         labels = labels or list((saved.get("alt") or {}).get("class_names") or hp.get("class_names") or [])
         if not labels:
@@ -250,7 +255,12 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
         if args.r is not None:  # ToMe r has no weights of its own: entity-query checkpoints run at any r
             overrides["encoder"] = {**(hp.get("encoder") or {}), "r": args.r}
         model = cls.load_from_checkpoint(
-            args.ckpt, map_location="cpu", weights_only=True, class_names=labels, **overrides
+            args.ckpt,
+            map_location="cpu",
+            weights_only=True,
+            class_names=labels,
+            num_frames=data["num_frames"],
+            **overrides,
         )
     else:
         if not labels:
@@ -266,6 +276,7 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
         if args.r is not None:
             init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
         data = cfg.data.init_args.as_dict() if cfg.get("data") is not None else {}
+        data["num_frames"] = init["num_frames"] = frames or data.get("num_frames") or 8
         model = cls(class_names=labels, **init)
         adapter = model.model.adapter
         if getattr(adapter, "gamma", None) is not None:

@@ -2,7 +2,7 @@ r"""``alt protocol``: run a paper protocol into one table and one JSON (resumabl
 
 ::
 
-    alt protocol zero-shot --ckpt K400.ckpt --config configs/model/alt_b16_32f.yaml \
+    alt protocol zero-shot --ckpt K400.ckpt --config configs/model/alt_b16.yaml \
         --config configs/data/hmdb51.yaml --config configs/trainer/gpu.yaml \
         --config configs/experiments/zero_shot_hmdb51.yaml                        # splits 1, 2, 3
     alt protocol few-shot --shots 2 4 8 16 --seeds 0 1 2 --config ... --config configs/experiments/few_shot_ucf101.yaml

@@ -166,7 +166,7 @@ def cache_spec(
     if getattr(encoder, "trainable_blocks", 0) != 0:
         raise FeatureCacheError(
             f"encoder.trainable_blocks={encoder.trainable_blocks}: part of the backbone is trained, so its features "
-            "change during training and cannot be cached. Use trainable_blocks=0 (the paper's frozen backbone) or "
+            "change during training and cannot be cached. Use trainable_blocks=0 (the default frozen backbone) or "
             "the decoding DataModule."
         )
     t = dataset.transform

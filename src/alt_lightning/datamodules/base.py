@@ -207,6 +207,11 @@ class VideoDataModule(pl.LightningDataModule):
         return self._subset_classes()[0]
 
     @property
+    def num_frames(self) -> int:
+        """Frames per clip ``T`` (the CLI links it to the model's ``num_frames``)."""
+        return int(self.cfg.num_frames)
+
+    @property
     def num_classes(self) -> int:
         """Number of classes."""
         return len(self.class_names)

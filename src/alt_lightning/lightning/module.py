@@ -1,9 +1,10 @@
 """ALTModule: the LightningModule around the pure-torch :class:`~alt_lightning.model.alt.ALT`.
 
-It builds the model through ``configure_*`` hooks (override one in a subclass to change one piece), wires the
-steps, the loss, the metrics (multi-view scores aggregated per video, exact under DDP), the optimizer and the
-schedule, and keeps checkpoints small: the frozen backbone is rebuilt from ``(model_name, pretrained)`` and only
-its fingerprint is stored.
+It builds the model with :func:`~alt_lightning.model.build.build_alt` through the ``configure_*`` hooks it inherits
+from :class:`~alt_lightning.model.build.ALTParts` (override one in a subclass to change one piece), wires the steps,
+the loss, the metrics (multi-view scores aggregated per video, exact under DDP), the optimizer and the schedule, and
+keeps checkpoints small: the frozen backbone is rebuilt from ``(model_name, pretrained)`` and only its fingerprint is
+stored.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, is_dataclass
@@ -25,13 +26,12 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 import alt_lightning
-from alt_lightning.model.adapter import AdapterConfig, QueryAdapter
-from alt_lightning.model.alignment import AlignmentConfig, EntityAligner
-from alt_lightning.model.alt import ALT, ALTOutput, EncoderConfig
-from alt_lightning.model.backbone import PreprocessConfig, fingerprint, load_clip, preprocess_config
-from alt_lightning.model.classifier import TextClassifier, class_prompts
-from alt_lightning.model.region_encoder import RegionEncoder
-from alt_lightning.text.embeddings import cached_text_embeddings, class_text_embeddings
+from alt_lightning.model.adapter import AdapterConfig
+from alt_lightning.model.alignment import AlignmentConfig
+from alt_lightning.model.alt import ALTOutput, EncoderConfig
+from alt_lightning.model.backbone import PreprocessConfig, fingerprint, preprocess_config
+from alt_lightning.model.build import ALTParts, build_alt, load_backbone
+from alt_lightning.model.config import ALTConfig
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +108,7 @@ def backbone_mismatch(
     )
 
 
-def _as_config(value: Any, cls: type) -> Any:
-    """Accept a config dataclass, a dict of its fields, or ``None`` (defaults)."""
-    if value is None:
-        return cls()
-    if isinstance(value, dict):
-        return cls(**value)
-    return value
-
-
-class ALTModule(pl.LightningModule):
+class ALTModule(pl.LightningModule, ALTParts):
     """ALT for supervised, zero-shot and few-shot video action recognition.
 
     Args:
@@ -135,6 +126,8 @@ class ALTModule(pl.LightningModule):
             (paper silent): ``"single"``, as X-CLIP and ViFi-CLIP.
         align: Entity queries (paper) or learnable queries (ablation ``align``).
         region: Region tokens (paper) or frame cls tokens only (ablation ``region``).
+        num_frames: Frames per clip: the rows of the adapter's position tables. The ``alt`` command links it from
+            ``data.num_frames`` (never set it in a config); in Python pass the DataModule's.
         label_smoothing: Cross-entropy label smoothing (our choice 0.0; X-CLIP uses 0.1 with mixup).
         optimizer: Optimizer factory taking parameter groups (only trainable parameters; norms, biases, scales,
             position tables and learnable queries in a group without weight decay). Our choice (paper silent):
@@ -147,6 +140,17 @@ class ALTModule(pl.LightningModule):
         init_weights: A checkpoint whose trainable weights initialise this model (e.g. few-shot "from the K400
             model" instead of from CLIP). Unlike ``--ckpt_path`` it restores no optimizer, epoch or schedule.
     """
+
+    #: The constructor arguments that are not :class:`~alt_lightning.model.config.ALTConfig` fields.
+    NON_CONFIG_ARGS = (
+        "class_names",
+        "label_smoothing",
+        "optimizer",
+        "scheduler",
+        "warmup_fraction",
+        "cache_dir",
+        "init_weights",
+    )
 
     def __init__(
         self,
@@ -161,6 +165,7 @@ class ALTModule(pl.LightningModule):
         prompt_templates: str | list[str] = "single",
         align: bool = True,
         region: bool = True,
+        num_frames: int = 8,
         label_smoothing: float = 0.0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
@@ -174,26 +179,34 @@ class ALTModule(pl.LightningModule):
         for key in ("encoder", "alignment", "adapter"):
             if is_dataclass(self.hparams.get(key)):
                 self.hparams[key] = asdict(self.hparams[key])
-        self.encoder_config = _as_config(encoder, EncoderConfig)
-        self.alignment_config = _as_config(alignment, AlignmentConfig)
-        self.adapter_config = _as_config(adapter, AdapterConfig)
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.class_names = list(class_names or [])
-        if not self.class_names:
+        class_names = list(class_names or [])
+        if not class_names:
             raise ValueError(
                 "ALTModule needs class_names: the CLI links them from the DataModule; in Python pass the list."
             )
+        config = ALTConfig(
+            model_name=model_name,
+            pretrained=pretrained,
+            encoder=encoder,  # a dataclass, a dict of its fields, or None (defaults)
+            alignment=alignment,
+            adapter=adapter,
+            align=align,
+            region=region,
+            corpus=corpus,
+            entity_template=entity_template,
+            prompt_templates=prompt_templates,
+            num_frames=num_frames,
+        )
         expected = _EXPECTED_CHECKPOINT.get()
         if expected is not None and (why := backbone_mismatch(expected.meta, model_name, pretrained)):
             raise expected.fail(why)  # another architecture: not even built
-        clip = load_clip(model_name, pretrained)
-        # The CLIP text tower is needed only to embed texts; keep it outside the module tree (not moved to the GPU,
-        # not checkpointed) so zero-shot class swaps can embed new names.
-        object.__setattr__(self, "_clip", clip)
+        # The CLIP text tower is needed only to embed texts: ALTParts keeps it outside the module tree (not moved to
+        # the GPU, not checkpointed), so zero-shot class swaps can embed new names.
+        clip = load_backbone(config)
+        ALTParts.__init__(self, config, clip, class_names, cache_dir=cache_dir)
         self.preprocess_config: PreprocessConfig = preprocess_config(clip)
-        self.clip_logit_scale = float(clip.logit_scale.exp().item()) if hasattr(clip, "logit_scale") else 100.0
-        self.corpus_info: dict[str, Any] = {}
 
         encoder_module = self.configure_backbone(clip)
         self.backbone_fingerprint = fingerprint(encoder_module.visual)
@@ -202,13 +215,7 @@ class ALTModule(pl.LightningModule):
             why := backbone_mismatch(expected.meta, model_name, pretrained, self.backbone_fingerprint)
         ):
             raise expected.fail(why)
-        self.model = ALT(
-            encoder=encoder_module,
-            aligner=self.configure_aligner() if align else None,
-            adapter=self.configure_adapter(encoder_module),
-            classifier=self.configure_classifier(),
-            region=region,
-        )
+        self.model = build_alt(config, class_names, parts=self, encoder=encoder_module)
         self.loss_fn = self.configure_loss()
         metrics = self.configure_metrics(len(self.class_names))
         self.train_metrics = metrics.clone(prefix="train/")
@@ -239,60 +246,8 @@ class ALTModule(pl.LightningModule):
         log.info("initialised trainable weights from %s", path)
 
     # ------------------------------------------------------------------ configure_* hooks (override these)
-    def configure_backbone(self, clip: nn.Module) -> RegionEncoder:
-        """The region encoder around the CLIP vision tower."""
-        c = self.encoder_config
-        return RegionEncoder(
-            clip.visual,
-            r=c.r,
-            trainable_blocks=c.trainable_blocks,
-            keep_source=c.keep_source,
-            proportional_attention=c.proportional_attention,
-        )
-
-    def embed_texts(self, texts: list[str]) -> torch.Tensor:
-        """CLIP text embeddings ``[len(texts), C]`` of arbitrary strings (cached on disk)."""
-        h = self.hparams
-        return cached_text_embeddings(h.model_name, h.pretrained, texts, clip_model=self._clip, cache_dir=h.cache_dir)
-
-    def configure_aligner(self) -> EntityAligner:
-        """The alignment head over the corpus's text embeddings."""
-        from alt_lightning.text.corpus import load_corpus
-
-        corpus = load_corpus(self.hparams.corpus)
-        self.corpus_info = {
-            "name": corpus.name,
-            "version": corpus.version,
-            "hash": corpus.hash,
-            "size": len(corpus),
-        }
-        embeddings = self.embed_texts(corpus.texts(self.hparams.entity_template))  # [K, C]
-        self.entity_units = list(corpus.units)
-        return EntityAligner(embeddings, self.alignment_config, clip_logit_scale=self.clip_logit_scale)
-
-    def configure_adapter(self, encoder: RegionEncoder) -> QueryAdapter:
-        """The query adapter, as wide as the joint space (one token per frame in the cls-only ablation)."""
-        num_regions = encoder.num_regions if self.hparams.region else 1
-        return QueryAdapter(
-            encoder.out_dim, self.adapter_config, num_regions=num_regions, entity_queries=self.hparams.align
-        )
-
-    def class_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        """Prompt embeddings ``[N, C]`` of class names (readable names in every template; cached on disk)."""
-        h = self.hparams
-        return class_text_embeddings(
-            h.model_name,
-            h.pretrained,
-            class_prompts(class_names, h.prompt_templates),
-            clip_model=self._clip,
-            cache_dir=h.cache_dir,
-        )
-
-    def configure_classifier(self) -> TextClassifier:
-        """The text classifier over the class names."""
-        return TextClassifier(
-            self.class_embeddings(self.class_names), logit_scale=self.clip_logit_scale, class_names=self.class_names
-        )
+    # configure_backbone(clip), configure_aligner(), configure_adapter(encoder) and configure_classifier() build the
+    # model's parts, embed_texts(texts) and class_embeddings(names) its texts: all inherited from ALTParts.
 
     def configure_loss(self) -> nn.Module:
         """Cross-entropy (with the configured label smoothing)."""
@@ -377,11 +332,32 @@ class ALTModule(pl.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
 
     # ------------------------------------------------------------------ steps
+    def setup(self, stage: str) -> None:
+        """Check that the attached DataModule's clips have the frames this model was built for.
+
+        Raises:
+            ValueError: If they differ (the ``alt`` command links them; in Python pass the DataModule's).
+        """
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        frames = getattr(dm, "num_frames", None)
+        if isinstance(frames, int) and frames != self.config.num_frames:
+            raise ValueError(
+                f"The DataModule gives {frames}-frame clips (data.num_frames) but {type(self).__name__} was built "
+                f"with num_frames={self.config.num_frames}: build it with num_frames={frames} (the alt command links "
+                "data.num_frames to the model)."
+            )
+        rows = self.config.adapter.max_frames
+        if rows is not None and rows < self.config.num_frames:  # tables sized by a checkpoint older than num_frames
+            raise ValueError(
+                f"The adapter's temporal tables hold {rows} frames (adapter.max_frames, from an older checkpoint) but "
+                f"data.num_frames={self.config.num_frames}: set data.num_frames to {rows} or fewer."
+            )
+
     def cast_frozen_weights(self) -> None:
         """With ``encoder.cast_frozen_bf16`` on a GPU with bf16 precision, store the frozen backbone in bf16 once."""
         trainer = self._trainer
         precision = str(getattr(trainer, "precision", "")) if trainer is not None else ""
-        if self.encoder_config.cast_frozen_bf16 and self.device.type == "cuda" and precision.startswith("bf16"):
+        if self.config.encoder.cast_frozen_bf16 and self.device.type == "cuda" and precision.startswith("bf16"):
             self.model.encoder.cast_frozen_(torch.bfloat16)
 
     def on_fit_start(self) -> None:  # noqa: D102
@@ -612,6 +588,7 @@ class ALTModule(pl.LightningModule):
         own = self.state_dict()
         for key in self.frozen_keys():
             state.setdefault(key, own[key])
+        self.fit_temporal_tables(state)
         fitting = self._trainer is not None and self.trainer.state.fn == "fit"
         if fitting and checkpoint.get("alt_train_metrics"):
             self.restore_train_metric_counts(checkpoint["alt_train_metrics"])
@@ -627,6 +604,28 @@ class ALTModule(pl.LightningModule):
                 f"the checkpoint's weights (class {saved or 'unrecorded'}) do not fit {mine}: missing {missing[:3]}, "
                 f"unexpected {unexpected[:3]}; {fix}."
             )
+
+    def fit_temporal_tables(self, state: dict[str, torch.Tensor]) -> None:
+        """Use the first rows of a checkpoint's per-frame position tables; refuse tables shorter than this run's.
+
+        A model trained on 32 frames tests on 8 with the first 8 rows of its tables (the rows of frames 0-7, as a
+        clip of 8 frames uses them); one trained on 8 cannot test on 32 (there are no trained rows for frames 8-31).
+
+        Raises:
+            CheckpointMismatchError: If a table holds fewer rows than this model's (``data.num_frames``).
+        """
+        adapter = self.model.adapter
+        for name in getattr(adapter, "temporal_tables", ()):
+            key = f"model.adapter.{name}"
+            saved, own = state.get(key), getattr(adapter, name, None)
+            if saved is None or own is None or saved.shape[0] == own.shape[0]:
+                continue
+            if saved.shape[0] < own.shape[0]:
+                raise CheckpointMismatchError(
+                    f"the checkpoint's temporal tables hold {saved.shape[0]} frames (the frame count it was trained "
+                    f"with) but data.num_frames={own.shape[0]}: set data.num_frames to {saved.shape[0]} or fewer."
+                )
+            state[key] = saved[: own.shape[0]]
 
 
 class MeanClassAccuracy(Metric):
@@ -731,8 +730,3 @@ def aggregate_views(index: torch.Tensor, label: torch.Tensor, ok: torch.Tensor, 
         "num_failed": int((~good).sum()),
         "failed_index": videos[~good],
     }
-
-
-def trainable_parameters(module: nn.Module) -> Iterable[nn.Parameter]:
-    """Parameters that receive gradients."""
-    return (p for p in module.parameters() if p.requires_grad)

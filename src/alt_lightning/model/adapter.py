@@ -1,8 +1,9 @@
 """Query video adapter (ALT §3.3): aligned entity embeddings query all frames' tokens, giving one video vector.
 
 Queries ``Q = MLP_q(S^) + frame position``; keys/values ``K, V = MLP_kv(E) + temporal position`` over every frame's
-tokens (cls and regions); ``M`` pre-LN decoder layers (cross-attention, then FFN); the output queries are pooled to
-``z``; optionally ``z = mean frame cls + gamma * z`` with a small learnable ``gamma``.
+tokens (cls and regions); ``M`` pre-LN decoder layers (cross-attention, then FFN); the output queries are pooled and
+the pooled vector goes through ``LayerNorm + Linear`` (``out_proj``) to ``z``; optionally ``z = mean frame cls +
+gamma * z`` with a small learnable ``gamma``.
 
 The paper fixes the structure (entity text embeddings as queries, multi-frame visual embeddings as keys/values, MLPs
 on both sides, cross-attention, one output vector; an earlier version added a 1-D temporal convolution); every
@@ -30,7 +31,9 @@ class AdapterConfig:
             about one such layer at width 512 (``alt flops --adapter_layers 2`` shows the cost of more).
         heads: Attention heads. Our choice: 8 (CLIP's text-side convention at width 512).
         mlp_ratio: FFN hidden width over ``C``. Our choice: 4, as in CLIP's own blocks.
-        max_frames: Size of the frame/temporal position tables (an upper bound on ``T``, not a model choice).
+        max_frames: Rows of the frame/temporal position tables. ``None`` (default): the model's ``num_frames``, the
+            frame count of the run (linked from the data). Checkpoints written before ``num_frames`` existed store a
+            number here (the tables they hold), so they load unchanged.
         top_m: Our option (paper silent): keep only the ``top_m`` queries with the highest alignment confidence;
             ``None`` keeps all ``T*R`` (default, the cheaper alternative cuts the attention cost).
         temporal_conv: Our option (from the paper's earlier version): a depthwise 1-D temporal convolution (kernel
@@ -46,12 +49,16 @@ class AdapterConfig:
         dropout: Dropout in attention and FFN (our choice 0.0).
         pool: Our choice: ``"mean"`` over output queries; alternative ``"confidence"``: mean weighted by alignment
             confidence.
+        out_proj: Our choice (neither the paper nor its peers' descriptions have it): ``LayerNorm + Linear`` on the
+            pooled vector, the usual closing of a pre-LN decoder, whose outputs are otherwise never normalised; it
+            also lets the adapter's output scale differ from the cls tokens' before the residual. ``False``: the
+            pooled vector itself.
     """
 
     layers: int = 1
     heads: int = 8
     mlp_ratio: float = 4.0
-    max_frames: int = 64
+    max_frames: int | None = None
     top_m: int | None = None
     temporal_conv: bool = False
     learnable_queries: int | None = None
@@ -59,6 +66,7 @@ class AdapterConfig:
     residual_init: float = 0.1
     dropout: float = 0.0
     pool: str = "mean"
+    out_proj: bool = True
 
     def __post_init__(self) -> None:
         if self.layers < 1:
@@ -69,6 +77,8 @@ class AdapterConfig:
             raise ValueError(f"adapter.top_m must be >= 1 or null (all queries), got {self.top_m}.")
         if self.learnable_queries is not None and self.learnable_queries < 1:
             raise ValueError(f"adapter.learnable_queries must be >= 1 or null, got {self.learnable_queries}.")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ValueError(f"adapter.max_frames must be >= 1 or null (num_frames), got {self.max_frames}.")
 
 
 def mlp(dim: int, hidden: int, out: int | None = None, dropout: float = 0.0) -> nn.Sequential:
@@ -117,18 +127,28 @@ class QueryAdapter(nn.Module):
         entity_queries: Queries come from aligned entities (paper). ``False`` builds the learnable-query table of
             the ``align=False`` ablation; it exists only then, so that no parameter is left without a gradient
             (DDP's unused-parameter check).
+        num_frames: Frames per clip ``T``: the rows of the position tables unless ``config.max_frames`` sets them.
     """
 
+    #: The parameters with one row per frame (a checkpoint's tables may hold more rows than a run needs).
+    temporal_tables = ("frame_pos", "temporal_pos")
+
     def __init__(
-        self, dim: int, config: AdapterConfig | None = None, num_regions: int = 1, entity_queries: bool = True
+        self,
+        dim: int,
+        config: AdapterConfig | None = None,
+        num_regions: int = 1,
+        entity_queries: bool = True,
+        num_frames: int = 8,
     ) -> None:
         super().__init__()
         self.config = c = config or AdapterConfig()
         self.dim = dim
+        self.num_frames = rows = c.max_frames or num_frames
         self.query_mlp = mlp(dim, dim)
         self.kv_mlp = mlp(dim, dim)
-        self.frame_pos = nn.Parameter(torch.zeros(c.max_frames, dim))  # added to the queries of frame t
-        self.temporal_pos = nn.Parameter(torch.zeros(c.max_frames, dim))  # added to the keys of frame t
+        self.frame_pos = nn.Parameter(torch.zeros(rows, dim))  # added to the queries of frame t
+        self.temporal_pos = nn.Parameter(torch.zeros(rows, dim))  # added to the keys of frame t
         nn.init.normal_(self.frame_pos, std=0.02)
         nn.init.normal_(self.temporal_pos, std=0.02)
         self.temporal_conv = nn.Conv1d(dim, dim, 3, padding=1, groups=dim) if c.temporal_conv else None
@@ -140,8 +160,8 @@ class QueryAdapter(nn.Module):
             n_learn = c.learnable_queries or max(1, num_regions)
             self.learned_queries = nn.Parameter(torch.randn(n_learn, dim) * 0.02)
         self.layers = nn.ModuleList(CrossAttentionLayer(dim, c.heads, c.mlp_ratio, c.dropout) for _ in range(c.layers))
-        self.norm_out = nn.LayerNorm(dim)
-        self.proj_out = nn.Linear(dim, dim)
+        self.norm_out = nn.LayerNorm(dim) if c.out_proj else None
+        self.proj_out = nn.Linear(dim, dim) if c.out_proj else None
         self.gamma = nn.Parameter(torch.tensor(float(c.residual_init))) if c.cls_residual else None
 
     def queries(
@@ -190,8 +210,11 @@ class QueryAdapter(nn.Module):
             The video vector ``z`` ``[B, C]``.
         """
         b, t = tokens.shape[:2]
-        if t > self.config.max_frames:
-            raise ValueError(f"{t} frames exceed adapter.max_frames={self.config.max_frames}; raise it in the config.")
+        if t > self.num_frames:
+            raise ValueError(
+                f"{t} frames exceed the adapter's {self.num_frames}-row position tables (num_frames, or "
+                f"adapter.max_frames of an older checkpoint): build the model with num_frames >= {t}."
+            )
         if tokens.shape[-1] != self.dim:
             raise ValueError(f"Tokens have width {tokens.shape[-1]} but the adapter was built for {self.dim}.")
         cls = tokens[:, :, 0]  # [B, T, C]
@@ -207,7 +230,7 @@ class QueryAdapter(nn.Module):
             pooled = (q * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1e-6)  # [B, C]
         else:
             pooled = q.mean(1)  # [B, C]
-        out = self.proj_out(self.norm_out(pooled))  # [B, C]
+        out = pooled if self.proj_out is None else self.proj_out(self.norm_out(pooled))  # [B, C]
         if self.gamma is None:
             return out
         return cls.mean(1) + self.gamma * out  # the residual is CLIP's own mean frame embedding

@@ -9,6 +9,13 @@ For the regions ``E`` of a frame and the corpus embeddings ``T_ent``::
 
 The paper states the Gumbel-softmax similarity, the hard one-hot and the detach trick; the scale ``s_a``, the
 temperature values and the evaluation rule are ours (see :class:`AlignmentConfig`).
+
+The straight-through estimator is inert in the default setting: its gradient flows into ``A`` and from there only
+to the regions ``E`` and the scale ``s_a`` (the corpus embeddings are frozen buffers). With a frozen backbone
+(``encoder.trainable_blocks=0``) and a fixed scale (``learnable_scale=False``) neither trains, so no parameter gets
+a gradient through the alignment and the hard forward choice is all that matters; the adapter learns from the
+chosen embeddings as given. It becomes active when something upstream of the alignment trains: unfrozen backbone
+blocks (``encoder.trainable_blocks != 0``) or a learnable scale (``alignment.learnable_scale=True``).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alt_lightning.model.tome import autocast_off
+from alt_lightning.model.precision import autocast_off
 
 
 @dataclass

@@ -21,12 +21,13 @@ class EncoderConfig:
     Args:
         r: ToMe tokens merged per block (paper: ToMe in every block; r = 8 is our reading of its 328 GFLOPs;
             0 switches ToMe off, the paper's "ToMe" ablation).
-        trainable_blocks: 0 frozen (paper), -1 all, k > 0 the last k blocks (our option).
+        trainable_blocks: 0 frozen (the design card's choice; the paper's text as recovered does not say), -1 all,
+            k > 0 the last k blocks (our option).
         keep_source: Keep the patch-to-region map for heatmaps (explanations; costs memory).
         proportional_attention: ToMe's log-size attention bias (on, as ToMe publishes it).
         cast_frozen_bf16: On a GPU with bf16 precision, store the frozen tower in bf16 once instead of letting
-            autocast re-cast it at every call. Our option, off by default: on an H200 it changed inference by
-            +0.7 % and training steps were not faster (docs/benchmarks.md).
+            autocast re-cast it at every call. Our option, off by default: it saved memory but no time in our
+            measurements (docs/benchmarks.md).
     """
 
     r: int = 8

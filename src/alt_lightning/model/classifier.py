@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alt_lightning.model.tome import autocast_off
+from alt_lightning.model.precision import autocast_off
 from alt_lightning.text.prompts import DEFAULT_TEMPLATE, ENSEMBLE_TEMPLATES, build_prompts
 
 #: Named prompt modes: ``single`` is the X-CLIP / ViFi-CLIP template, ``ensemble`` our 8 templates.

@@ -5,8 +5,10 @@ multiply-accumulates (MACs). Counted: every matrix product and convolution (line
 attention ``Q K^T`` and ``A V``, ToMe's bipartite similarity, the region-entity similarity). Not counted, as in
 fvcore's default: element-wise work (norms, activations, softmax, merges, gathers), which is well under 1 % here.
 
-:func:`measure_flops` builds the model on the ``meta`` device (no memory, no arithmetic, no weights) and runs one
-clip through it under :class:`torch.utils.flop_counter.FlopCounterMode` (which counts ``2 x MACs``; we halve it).
+:func:`measure_flops` builds the model of an :class:`~alt_lightning.model.config.ALTConfig` with
+:func:`~alt_lightning.model.build.build_alt` on the ``meta`` device (no memory, no arithmetic, no weights; random
+corpus and class embeddings of the given sizes, no text tower run) and runs one clip through it under
+:class:`torch.utils.flop_counter.FlopCounterMode` (which counts ``2 x MACs``; we halve it).
 On ``meta`` ``scaled_dot_product_attention`` falls back to its math form, whose matrix products are counted; on a
 CPU the fused kernel is not in PyTorch's FLOP registry, so :data:`SDPA_CPU_FORMULA` adds it. :func:`analytic_flops`
 counts the same products from the architecture's shapes; the tests check that both agree exactly.
@@ -16,37 +18,30 @@ Test-time views multiply the per-view count (``3 x 1`` views: three clips of ``T
 
 from __future__ import annotations
 
-import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import open_clip
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from alt_lightning.model.adapter import AdapterConfig, QueryAdapter
-from alt_lightning.model.alignment import EntityAligner
 from alt_lightning.model.alt import ALT
-from alt_lightning.model.backbone import register_model_configs
-from alt_lightning.model.classifier import TextClassifier
+from alt_lightning.model.build import build_alt, load_backbone
+from alt_lightning.model.config import ALTConfig
 from alt_lightning.model.region_encoder import RegionEncoder
 
 #: Components of the breakdown, in pipeline order.
 COMPONENTS = ("encoder", "alignment", "adapter", "classifier")
 
-#: Corpus size used when no shipped corpus is present (the paper does not report K; ours is about this size).
-FALLBACK_CORPUS_SIZE = 2000
 
+def config_corpus_size(config: ALTConfig) -> int:
+    """Entities ``K`` of the config's corpus (0 without alignment: no corpus is used)."""
+    if not config.align:
+        return 0
+    from alt_lightning.text.corpus import load_corpus
 
-def default_corpus_size() -> int:
-    """Entities in the shipped default corpus, or :data:`FALLBACK_CORPUS_SIZE` if it is not built yet."""
-    from alt_lightning.text.corpus import DEFAULT_CORPUS, load_corpus, shipped_corpus_path
-
-    if shipped_corpus_path(DEFAULT_CORPUS).is_file():
-        return len(load_corpus(DEFAULT_CORPUS))
-    return FALLBACK_CORPUS_SIZE
+    return len(load_corpus(config.corpus))
 
 
 def parse_views(views: str | int | tuple[int, int]) -> tuple[int, int]:
@@ -67,52 +62,16 @@ def parse_views(views: str | int | tuple[int, int]) -> tuple[int, int]:
 
 
 @dataclass
-class FlopSpec:
-    """An ALT configuration to count.
-
-    Args:
-        model_name: open_clip architecture (``ViT-B-16``, ``ViT-L-14``, ``alt-tiny``, ...).
-        frames: Frames per clip ``T``.
-        image_size: Input side; ``None`` takes the architecture's own.
-        r: ToMe merges per block (0: no merging).
-        corpus_size: Entities ``K``; ``None``: the shipped corpus size (:func:`default_corpus_size`).
-        num_classes: Classes ``N`` of the classifier (400 for Kinetics-400).
-        adapter: :class:`AdapterConfig` (layers, top-M, ...).
-        views: Test views ``(clips, crops)``.
-        align: Entity queries (``False``: learnable queries, no alignment).
-        region: Region tokens (``False``: frame cls tokens only).
-        trainable_blocks: Unfrozen backbone blocks (only changes the trainable-parameter count).
-    """
-
-    model_name: str = "ViT-B-16"
-    frames: int = 8
-    image_size: int | None = None
-    r: int = 8
-    corpus_size: int | None = None
-    num_classes: int = 400
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
-    views: tuple[int, int] = (3, 1)
-    align: bool = True
-    region: bool = True
-    trainable_blocks: int = 0
-
-    def resolved(self) -> FlopSpec:
-        """A copy with ``corpus_size`` filled in."""
-        return replace(self, corpus_size=self.corpus_size if self.corpus_size is not None else default_corpus_size())
-
-    @property
-    def num_views(self) -> int:
-        """Clips times crops."""
-        return self.views[0] * self.views[1]
-
-
-@dataclass
 class FlopReport:
-    """Counts for one configuration. All FLOPs are multiply-adds.
+    """Counts for one model and input. All FLOPs are multiply-adds.
 
     Attributes:
-        spec: The (resolved) configuration.
-        per_view: MACs of one view (one clip of ``T`` frames) per component of :data:`COMPONENTS`.
+        config: The model (``num_frames``: frames per view ``T``).
+        views: Test views ``(clips, crops)``; every view is one clip of ``T`` frames.
+        num_classes: Classes ``N`` of the classifier.
+        corpus_size: Entities ``K`` of the alignment.
+        image_size: Input side.
+        per_view: MACs of one view per component of :data:`COMPONENTS`.
         tokens_per_frame: ``1 + R`` output tokens of the encoder.
         params_total: Parameters of the ALT module (image tower + alignment + adapter + classifier).
         params_trainable: Those that train.
@@ -120,7 +79,11 @@ class FlopReport:
         method: How ``per_view`` was obtained.
     """
 
-    spec: FlopSpec
+    config: ALTConfig
+    views: tuple[int, int]
+    num_classes: int
+    corpus_size: int
+    image_size: int
     per_view: dict[str, int]
     tokens_per_frame: int
     params_total: int
@@ -129,9 +92,19 @@ class FlopReport:
     method: str
 
     @property
+    def frames(self) -> int:
+        """Frames per view ``T``."""
+        return self.config.num_frames
+
+    @property
+    def num_views(self) -> int:
+        """Clips times crops."""
+        return self.views[0] * self.views[1]
+
+    @property
     def encoder_per_frame(self) -> float:
         """Encoder MACs per frame."""
-        return self.per_view["encoder"] / self.spec.frames
+        return self.per_view["encoder"] / self.frames
 
     @property
     def view_total(self) -> int:
@@ -141,12 +114,17 @@ class FlopReport:
     @property
     def total(self) -> int:
         """MACs of all views."""
-        return self.view_total * self.spec.num_views
+        return self.view_total * self.num_views
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form (GFLOPs and millions of parameters included)."""
         return {
-            "spec": asdict(self.spec),
+            "config": asdict(self.config),
+            "frames": self.frames,
+            "views": list(self.views),
+            "num_classes": self.num_classes,
+            "corpus_size": self.corpus_size,
+            "image_size": self.image_size,
             "per_view_macs": dict(self.per_view),
             "gflops_per_view": self.view_total / 1e9,
             "gflops_total": self.total / 1e9,
@@ -168,36 +146,30 @@ def _sdpa_cpu_flops(query_shape: Any, key_shape: Any, value_shape: Any, *args: A
 SDPA_CPU_FORMULA = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops}
 
 
-def build_random_alt(spec: FlopSpec, device: str | torch.device = "meta") -> tuple[ALT, int]:
-    """A random-initialised ALT of ``spec`` (no download) and its CLIP text tower's parameter count.
+def build_random_alt(
+    config: ALTConfig,
+    num_classes: int,
+    corpus_size: int,
+    image_size: int | None = None,
+    device: str | torch.device = "meta",
+) -> tuple[ALT, int]:
+    """The ALT of ``config`` with random weights and random corpus/class embeddings, and its text tower's size.
 
     Args:
-        spec: Resolved configuration (``corpus_size`` set).
+        config: The model (its ``pretrained`` weights are not loaded: shapes are all that count).
+        num_classes: Classes ``N``.
+        corpus_size: Entities ``K``.
+        image_size: Input side; ``None`` takes the architecture's own.
         device: ``"meta"`` (shapes only; default) or a real device.
 
     Returns:
-        ``(model in eval mode, text tower parameters)``.
+        ``(model in eval mode, CLIP text tower parameters)``.
     """
-    register_model_configs()
-    kwargs: dict[str, Any] = {} if spec.image_size is None else {"force_image_size": spec.image_size}
-    previous = logging.root.manager.disable
-    logging.disable(logging.WARNING)  # open_clip warns that no pretrained weights were loaded: that is the point
-    try:
-        with torch.device(device):
-            clip = open_clip.create_model(spec.model_name, device=device, **kwargs)
-    finally:
-        logging.disable(previous)
+    config = replace(config, pretrained=None)
+    clip = load_backbone(config, device, image_size)
     text_params = sum(p.numel() for n, p in clip.named_parameters() if not n.startswith("visual."))
-    encoder = RegionEncoder(clip.visual, r=spec.r, trainable_blocks=spec.trainable_blocks)
-    dim = encoder.out_dim
-    with torch.device(device):
-        aligner = EntityAligner(torch.randn(spec.corpus_size or 1, dim)) if spec.align else None
-        adapter = QueryAdapter(
-            dim, spec.adapter, num_regions=encoder.num_regions if spec.region else 1, entity_queries=spec.align
-        )
-        classifier = TextClassifier(torch.randn(spec.num_classes, dim))
-    model = ALT(encoder, aligner, adapter, classifier, region=spec.region).eval()
-    return model, text_params
+    model = build_alt(config, num_classes, corpus_size=corpus_size, clip=clip)
+    return model.eval(), text_params
 
 
 def _component_counts(counter: FlopCounterMode, model: nn.Module) -> dict[str, int]:
@@ -212,25 +184,42 @@ def _component_counts(counter: FlopCounterMode, model: nn.Module) -> dict[str, i
     return out
 
 
-def measure_flops(spec: FlopSpec | None = None, device: str | torch.device = "meta") -> FlopReport:
-    """Count FLOPs (as MACs) and parameters by running one view through a random-initialised model.
+def measure_flops(
+    config: ALTConfig | None = None,
+    *,
+    views: tuple[int, int] = (3, 1),
+    num_classes: int = 400,
+    corpus_size: int | None = None,
+    image_size: int | None = None,
+    device: str | torch.device = "meta",
+) -> FlopReport:
+    """Count FLOPs (as MACs) and parameters by running one view through the model :func:`build_alt` builds.
 
     Args:
-        spec: Configuration (default: ALT-B/16, 8 x 224, r = 8, 3 x 1 views, shipped corpus size).
+        config: The model (default: the ``alt-b16-8f`` preset, ViT-B/16 with 8 frames and r = 8).
+        views: Test views ``(clips, crops)`` (the paper's ALT-B/16 protocol: 3 x 1).
+        num_classes: Classes ``N`` (400 for Kinetics-400).
+        corpus_size: Entities ``K``; ``None``: the config's corpus (:func:`config_corpus_size`).
+        image_size: Input side; ``None`` takes the architecture's own.
         device: ``"meta"`` (fast, default) or ``"cpu"``/``"cuda"`` (runs the arithmetic; same counts).
 
     Returns:
         The :class:`FlopReport`.
     """
-    spec = (spec or FlopSpec()).resolved()
-    model, text_params = build_random_alt(spec, device)
+    config = config or ALTConfig.preset("alt-b16-8f")
+    k = corpus_size if corpus_size is not None else config_corpus_size(config)
+    model, text_params = build_random_alt(config, num_classes, k, image_size, device)
     size = model.encoder.image_size
-    video = torch.zeros(1, spec.frames, 3, *size, device=device)  # one view
+    video = torch.zeros(1, config.num_frames, 3, *size, device=device)  # one view
     with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=SDPA_CPU_FORMULA) as counter:
         model(video)
     flops = _component_counts(counter, model)
     return FlopReport(
-        spec=replace(spec, image_size=size[0]),
+        config=config,
+        views=parse_views(views),
+        num_classes=num_classes,
+        corpus_size=k,
+        image_size=size[0],
         per_view={k: v // 2 for k, v in flops.items()},
         tokens_per_frame=model.encoder.num_tokens(),
         params_total=sum(p.numel() for p in model.parameters()),
@@ -265,23 +254,26 @@ def encoder_macs(encoder: RegionEncoder) -> int:
     return macs
 
 
-def analytic_flops(spec: FlopSpec | None = None) -> dict[str, int]:
+def analytic_flops(
+    config: ALTConfig, *, num_classes: int = 400, corpus_size: int = 0, image_size: int | None = None
+) -> dict[str, int]:
     """Per-view MACs per component from the architecture's shapes (no forward pass through the model).
 
-    The encoder's geometry (widths, merge schedule) is read from a ``meta``-device build; every count is a formula:
-    alignment ``T R' K C``; adapter ``2 T R' C^2`` (query MLP) ``+ 2 T (1 + R') C^2`` (key/value MLP) ``+ 3 T C``
-    (temporal conv) and per layer ``2 Q C^2 + 2 N C^2 + 2 Q N C + 2 Q C C_ffn`` with ``Q`` queries and ``N`` keys,
-    ``+ C^2`` output projection; classifier ``N_cls C``.
+    The encoder's geometry (widths, merge schedule) is read from a ``meta``-device build; every count is a formula,
+    with ``T`` frames, ``R`` regions per frame, ``R'`` query sources per frame (``R``, or 1 for the cls-only
+    ablation) and ``N_kv`` keys (``T (1 + R)``, or ``T`` for the cls-only ablation): alignment ``T R' K C``; adapter
+    ``2 T R' C^2`` (query MLP) ``+ 2 N_kv C^2`` (key/value MLP) ``+ 3 T C`` (temporal conv) and per layer
+    ``2 Q C^2 + 2 N_kv C^2 + 2 Q N_kv C + 2 Q C C_ffn`` with ``Q`` queries, ``+ C^2`` output projection
+    (``out_proj``); classifier ``N_cls C``.
     """
-    spec = (spec or FlopSpec()).resolved()
-    model, _ = build_random_alt(spec, "meta")
-    enc, c, t, a = model.encoder, model.encoder.out_dim, spec.frames, spec.adapter
-    per_frame = enc.num_regions if spec.region else 1  # R': region tokens, or the cls token alone
-    keys = t * (1 + enc.num_regions) if spec.region else t
-    if spec.align:
+    model, _ = build_random_alt(config, num_classes, corpus_size, image_size, "meta")
+    enc, c, t, a = model.encoder, model.encoder.out_dim, config.num_frames, config.adapter
+    per_frame = enc.num_regions if config.region else 1  # R': region tokens, or the cls token alone
+    keys = t * (1 + enc.num_regions) if config.region else t  # N_kv
+    if config.align:
         query_mlp = 2 * t * per_frame * c * c
         queries = t * per_frame if a.top_m is None else min(a.top_m, t * per_frame)
-        alignment = t * per_frame * int(spec.corpus_size or 0) * c
+        alignment = t * per_frame * corpus_size * c
     else:
         q0 = a.learnable_queries or per_frame
         query_mlp = 2 * q0 * c * c
@@ -289,49 +281,11 @@ def analytic_flops(spec: FlopSpec | None = None) -> dict[str, int]:
         alignment = 0
     ffn = int(c * a.mlp_ratio)
     layer = 2 * queries * c * c + 2 * keys * c * c + 2 * queries * keys * c + 2 * queries * c * ffn
-    adapter = query_mlp + 2 * keys * c * c + (3 * t * c if a.temporal_conv else 0) + a.layers * layer + c * c
+    adapter = query_mlp + 2 * keys * c * c + (3 * t * c if a.temporal_conv else 0) + a.layers * layer
+    adapter += c * c if a.out_proj else 0
     return {
         "encoder": t * encoder_macs(enc),
         "alignment": alignment,
         "adapter": adapter,
-        "classifier": spec.num_classes * c,
-    }
-
-
-def alt_flops(
-    model_name: str = "ViT-B-16",
-    *,
-    frames: int = 8,
-    image_size: int | None = None,
-    r: int = 8,
-    corpus_size: int | None = None,
-    adapter_layers: int = 1,
-    views: str | int | tuple[int, int] = (3, 1),
-    num_classes: int = 400,
-    device: str = "meta",
-) -> dict[str, Any]:
-    """Convenience wrapper of :func:`measure_flops` for scripts (e.g. ``alt bench``).
-
-    Returns:
-        ``{"per_view": MACs, "total": MACs, "breakdown": {component: MACs per view}, "params_total",
-        "params_trainable", "report": FlopReport}``.
-    """
-    spec = FlopSpec(
-        model_name=model_name,
-        frames=frames,
-        image_size=image_size,
-        r=r,
-        corpus_size=corpus_size,
-        num_classes=num_classes,
-        adapter=AdapterConfig(layers=adapter_layers),
-        views=parse_views(views),
-    )
-    report = measure_flops(spec, device)
-    return {
-        "per_view": report.view_total,
-        "total": report.total,
-        "breakdown": dict(report.per_view),
-        "params_total": report.params_total,
-        "params_trainable": report.params_trainable,
-        "report": report,
+        "classifier": num_classes * c,
     }

@@ -224,7 +224,7 @@ class RegionEncoder(nn.Module):
                 ALT uses r = 8 for ViT-B/16 (196 patches -> 100 regions after 12 blocks). Our choice
                 (paper silent on the exact value): 8, the value consistent with the paper's GFLOPs;
                 0 disables merging (every patch is a region).
-            trainable_blocks: Our choice (paper: the backbone is frozen): 0 freezes everything and runs
+            trainable_blocks: 0 (our design card's choice, a frozen backbone) freezes everything and runs
                 the whole forward under ``torch.no_grad()`` (no activations kept); -1 trains everything;
                 k > 0 trains the last k blocks plus ``ln_post`` and ``proj``, the earlier part runs
                 without autograd. Frozen parts stay in eval mode even when ``train()`` is called.

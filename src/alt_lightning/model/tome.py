@@ -22,16 +22,16 @@ without autograd (they are discrete); the merged values stay differentiable with
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
+from alt_lightning.model.precision import autocast_off
+
 __all__ = [
     "Matching",
-    "autocast_off",
     "bipartite_soft_matching",
     "clamp_r",
     "initial_source",
@@ -62,18 +62,6 @@ class Matching(NamedTuple):
     def r(self) -> int:
         """Number of tokens this matching removes."""
         return int(self.src.shape[1])
-
-
-def autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
-    """Switch autocast off on ``device`` so that a product of float32 inputs really runs in float32.
-
-    Autocast (bf16 training/evaluation) casts every matmul to bf16 even when its inputs are float32; decisions taken
-    by ranking similarities (ToMe matching, entity argmax, class scores) would then see rounded, often tied values.
-    Devices without autocast (``meta``, used for FLOP counting) get a no-op.
-    """
-    if device.type in ("cpu", "cuda"):
-        return torch.autocast(device.type, enabled=False)
-    return contextlib.nullcontext()
 
 
 def resolve_r(r: int | Sequence[int], num_layers: int) -> list[int]:
