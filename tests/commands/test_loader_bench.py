@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+import time
 import types
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 from alt_lightning.cli import main as alt_main
 from alt_lightning.commands.loader_bench import time_loader
@@ -67,3 +71,37 @@ def test_loader_bench_with_a_datamodule_and_a_decord_stand_in(
     assert res["source"].startswith("VideoListDataModule(") and res["batch_size"] == 3
     assert [(r["reader"], r["clips"]) for r in res["results"]] == [("pyav", 6), ("decord", 6)]
     assert calls == [4] * 6  # the decord stand-in decoded every clip, 4 frames each
+
+
+class SleepyDataset(torch.utils.data.Dataset):
+    """Items that each take a fixed time to load: a loader whose true throughput is known."""
+
+    train = False
+
+    def __init__(self, n: int, seconds: float) -> None:
+        self.n, self.seconds = n, seconds
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict:
+        time.sleep(self.seconds)
+        return {"label": i}
+
+
+@pytest.mark.parametrize(("workers", "batches"), [(0, 4), (2, 4), (2, 6), (3, 6)])
+def test_time_loader_excludes_every_workers_first_batch(workers: int, batches: int) -> None:
+    """With w workers the first w batches arrive together: the steady rate must not count them.
+
+    Items sleep 0.1 s, batches hold 2 items: one worker makes 10 clips/s, w workers 10 w. Counting from the first
+    batch only (the old timing), 2 workers over 4 batches read 15 clips/s per worker (+50 %).
+    """
+    r = time_loader(SleepyDataset(64, 0.1), workers=workers, batch_size=2, batches=batches)
+    expected = 10.0 * max(1, workers)
+    assert r["clips"] == 2 * batches and r["warmup_batches"] == max(1, workers)
+    assert expected * 0.85 <= r["clips_per_s"] <= expected * 1.1, r
+
+
+def test_time_loader_says_when_no_batch_is_left_after_the_warm_up() -> None:
+    r = time_loader(SleepyDataset(8, 0.0), workers=2, batch_size=2, batches=2)
+    assert r["clips"] == 4 and math.isnan(r["clips_per_s"])
