@@ -98,10 +98,43 @@ def test_time_loader_excludes_every_workers_first_batch(workers: int, batches: i
     """
     r = time_loader(SleepyDataset(64, 0.1), workers=workers, batch_size=2, batches=batches)
     expected = 10.0 * max(1, workers)
-    assert r["clips"] == 2 * batches and r["warmup_batches"] == max(1, workers)
-    assert expected * 0.85 <= r["clips_per_s"] <= expected * 1.1, r
+    assert r["clips"] == 2 * batches
+    # Load on the machine can only slow the workers (sleep never returns early), so the upper bound is the tight one:
+    # the old timing read 1.33x (2 workers, 4 batches) and 1.5x (3 workers, 6 batches) the true rate here.
+    assert expected * 0.6 <= r["clips_per_s"] <= expected * 1.1, r
+    assert r["warmup_batches"] == max(1, workers)
 
 
 def test_time_loader_says_when_no_batch_is_left_after_the_warm_up() -> None:
     r = time_loader(SleepyDataset(8, 0.0), workers=2, batch_size=2, batches=2)
     assert r["clips"] == 4 and math.isnan(r["clips_per_s"])
+
+
+def test_loader_bench_times_raw_and_prepared_copies_in_one_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["loader-bench", "--synthetic=2", "--synthetic_style=camera", "--synthetic_size=128x96"]
+    args += ["--synthetic_frames=30", "--synthetic_gop=30", "--prepare=true", "--prepare_short_side=48"]
+    args += ["--batches=3", "--batch_size=1", "--image_size=32", "--workers", "0", "--modes", "eval", "--decord=false"]
+    assert alt_main([*args, f"--json={out}"]) == 0
+    res = json.loads(out.read_text())
+    assert res["source"] == "synthetic 2 x 128x96 30 frames camera-style h264, keyframe every 30"
+    assert [(r["files"], r["clips"]) for r in res["results"]] == [("raw", 3), ("prepared", 3)]
+    raw, prepared = (r["clips_per_s"] for r in res["results"])
+    assert res["prepared_over_raw"] == {"pyav eval 0 workers": pytest.approx(prepared / raw)}
+    assert "short side 48" in res["notes"][0] and "Mbit/s" in res["notes"][0]
+
+
+def test_camera_videos_have_the_asked_size_gop_and_a_camera_bitrate(tmp_path: Path) -> None:
+    import av
+
+    from alt_lightning.commands.loader_bench import write_camera_videos
+
+    records = write_camera_videos(tmp_path, 2, 40, (320, 180), gop=16)
+    assert [(Path(r.path).name, r.label) for r in records] == [("camera_000.mp4", 0), ("camera_001.mp4", 1)]
+    with av.open(records[0].path) as c:
+        s = c.streams.video[0]
+        assert (s.codec_context.width, s.codec_context.height) == (320, 180)
+        keys = [i for i, p in enumerate(p for p in c.demux(s) if p.size) if p.is_keyframe]
+    assert keys[:3] == [0, 16, 32]
+    bits_per_pixel = Path(records[0].path).stat().st_size * 8 / (40 * 320 * 180)
+    assert bits_per_pixel < 0.2  # real footage: ~0.1 (5.7 Mbit/s at 1080p30); noise at crf 18 is ~0.5

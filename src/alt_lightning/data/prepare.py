@@ -36,7 +36,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -502,6 +502,7 @@ def prepare_tree(
     overwrite: bool = False,
     others: str = "copy",
     failures_csv: str | os.PathLike[str] | None = None,
+    videos: Sequence[str] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_result: Callable[[PrepareResult], None] | None = None,
 ) -> PrepareReport:
@@ -518,6 +519,7 @@ def prepare_tree(
             later edits of the source's annotation files) or ``"skip"``.
         failures_csv: Where failed and partial videos are listed (``path,status,reason``); default
             ``<out>/prepare_failures.csv``. Rewritten by every run (a partial file skipped on a rerun stays listed).
+        videos: Relative paths of the videos to prepare (default: every video under ``source``).
         on_start: Called with the number of videos before the first one is processed (a progress bar's total).
         on_result: Called with each video's result as it finishes.
 
@@ -532,7 +534,13 @@ def prepare_tree(
     csv_path = Path(failures_csv).expanduser().resolve() if failures_csv is not None else dst / FAILURES_FILE
     if csv_path == src or src in csv_path.parents:
         raise PrepareError(f"{failures_csv} is inside the source {source}: write the failures CSV elsewhere")
-    videos, other_files = list_tree(src)
+    found, other_files = list_tree(src)
+    if videos is not None:
+        wanted = {Path(v).as_posix() for v in videos}
+        unknown = sorted(wanted - set(found))
+        if unknown:
+            raise PrepareError(f"{unknown[0]}: not a video file under {source} ({len(unknown)} such paths)")
+        found = [v for v in found if v in wanted]
     dst.mkdir(parents=True, exist_ok=True)
     partial_before = _previous_partials(csv_path)
     (dst / SETTINGS_FILE).write_text(
@@ -544,8 +552,8 @@ def prepare_tree(
             _copy_other(src / rel, dst / rel, others)
             report.others += 1
     if on_start is not None:
-        on_start(len(videos))
-    jobs = [(str(src / rel), str(dst / rel), rel, settings, overwrite) for rel in videos]
+        on_start(len(found))
+    jobs = [(str(src / rel), str(dst / rel), rel, settings, overwrite) for rel in found]
 
     def record(result: PrepareResult) -> None:
         if result.status == "skipped" and result.path in partial_before:
