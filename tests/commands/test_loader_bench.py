@@ -31,7 +31,16 @@ def test_time_loader_cycles_the_dataset_to_the_asked_batches(synthetic_root: Pat
 def test_loader_bench_on_synthetic_videos_with_workers(tmp_path: Path, capsys) -> None:
     out = tmp_path / "bench.json"
     args = ["loader-bench", "--synthetic=3", "--synthetic_frames=12", "--synthetic_size=64x48", "--batches=2"]
-    args += ["--batch_size=2", "--image_size=32", "--workers", "0", "1", f"--json={out}", "--decord=false"]
+    args += [
+        "--batch_size=2",
+        "--image_size=32",
+        "--workers",
+        "0",
+        "1",
+        f"--json={out}",
+        "--decord=false",
+        "--torchcodec=false",
+    ]
     assert alt_main(args) == 0
     res = json.loads(out.read_text())
     assert res["source"] == "synthetic 3 x 64x48 12 frames h264"
@@ -66,7 +75,18 @@ def test_loader_bench_with_a_datamodule_and_a_decord_stand_in(
     ]
     data += ["--data.init_args.classes=classes.txt", "--data.init_args.num_frames=4", "--data.init_args.batch_size=3"]
     data += ["--data.init_args.image_size=32", "--data.init_args.test_clips=2"]
-    assert alt_main(["loader-bench", *data, "--modes", "eval", "--workers", "0", "--batches=2", f"--json={out}"]) == 0
+    args = [
+        "loader-bench",
+        *data,
+        "--modes",
+        "eval",
+        "--workers",
+        "0",
+        "--batches=2",
+        f"--json={out}",
+        "--torchcodec=false",
+    ]
+    assert alt_main(args) == 0
     res = json.loads(out.read_text())
     assert res["source"].startswith("VideoListDataModule(") and res["batch_size"] == 3
     assert [(r["reader"], r["clips"]) for r in res["results"]] == [("pyav", 6), ("decord", 6)]
@@ -114,7 +134,17 @@ def test_loader_bench_times_raw_and_prepared_copies_in_one_run(tmp_path: Path) -
     out = tmp_path / "bench.json"
     args = ["loader-bench", "--synthetic=2", "--synthetic_style=camera", "--synthetic_size=128x96"]
     args += ["--synthetic_frames=30", "--synthetic_gop=30", "--prepare=true", "--prepare_short_side=48"]
-    args += ["--batches=3", "--batch_size=1", "--image_size=32", "--workers", "0", "--modes", "eval", "--decord=false"]
+    args += [
+        "--batches=3",
+        "--batch_size=1",
+        "--image_size=32",
+        "--workers",
+        "0",
+        "--modes",
+        "eval",
+        "--decord=false",
+        "--torchcodec=false",
+    ]
     assert alt_main([*args, f"--json={out}"]) == 0
     res = json.loads(out.read_text())
     assert res["source"] == "synthetic 2 x 128x96 30 frames camera-style h264, keyframe every 30"

@@ -288,5 +288,5 @@ def test_a_subset_of_the_videos_can_be_prepared(source: Path, tmp_path: Path) ->
     report = prepare_tree(source, tmp_path / "out", SETTINGS, videos=["clips/b/mjpeg.avi"], others="skip")
     assert [(r.path, r.status) for r in report.results] == [("clips/b/mjpeg.avi", "done")]
     assert _videos(tmp_path / "out") == {"clips/b/mjpeg.avi"}
-    with pytest.raises(PrepareError, match="train.txt: not a video file"):
+    with pytest.raises(PrepareError, match=r"train\.txt: not a video file"):
         prepare_tree(source, tmp_path / "out", SETTINGS, videos=["train.txt"])

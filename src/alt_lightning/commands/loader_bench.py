@@ -12,7 +12,7 @@ Usage::
 For each mode (``train``: random segment sampling and augmentation, one clip per video; ``eval``: the test views,
 deterministic) and each worker count it runs a DataLoader over the videos (cycled to ``--batches`` batches) and
 reports clips/s after the warm-up (the first batch of every worker: steady state, start-up excluded) and the first
-batch's latency.
+batch's latency. When torchcodec can run here, the same loop is also timed with ``decoder="torchcodec"`` (CPU).
 Inside workers each decoder uses 1 thread, in the main process FFmpeg's default (as the DataModules do), so the
 rows with 1 worker are the per-core figures. When ``import decord`` works the same loop is timed with decord as the
 decoder (decord is never a dependency).
@@ -227,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--image_size", type=int, default=224, help="output side (videos/synthetic)")
     parser.add_argument("--decode_threads", type=int | None, default=None, help="default: 1 in workers, else 0")
     parser.add_argument("--decord", type=bool, default=True, help="also time decord when it is installed")
+    parser.add_argument("--torchcodec", type=bool, default=True, help="also time decoder='torchcodec' when usable")
     parser.add_argument("--json", type=str | None, default=None, help="write the results here")
     parser.add_argument("--synthetic_style", type=str, default="demo", help="demo or camera (see above)")
     parser.add_argument("--synthetic_gop", type=int, default=250, help="keyframe interval of camera-style videos")
@@ -293,7 +294,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             batch_size = cfg.batch_size
 
-        readers = ["pyav"] + (["decord"] if cfg.decord and decord_available() else [])
+        from alt_lightning.data.torchcodec_reader import torchcodec_available
+
+        readers = ["pyav"] + (["torchcodec"] if cfg.torchcodec and torchcodec_available() is None else [])
+        readers += ["decord"] if cfg.decord and decord_available() else []
         table = Table("files", "reader", "mode", "workers", "threads", "clips", "first batch s", "clips/s")
         results: list[dict[str, Any]] = []
         console.print(
@@ -312,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             train=mode == "train",
                             split=mode,
                             decode_threads=threads,
+                            **({"decoder": "torchcodec"} if reader == "torchcodec" else {}),
                         )
                         r = time_loader(ds, workers=workers, batch_size=batch_size, batches=cfg.batches)
                         row = {"files": kind, "reader": reader, "mode": mode, "workers": workers, "threads": threads}

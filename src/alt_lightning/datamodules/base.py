@@ -87,6 +87,8 @@ class VideoDataModule(pl.LightningDataModule):
             augmentation-free). Add ``"val"`` freely; add ``"train"`` only for augmentation-free training (few-shot
             linear probes, fixed views): the cache holds the centre clip and crop, so random crops, flips and temporal
             jitter are lost.
+        decoder: ``"pyav"`` (default, CPU) or ``"torchcodec"`` (optional extra; ``"torchcodec:cuda"`` decodes on the
+            GPU in the main process, ``num_workers=0``); see :mod:`alt_lightning.data.torchcodec_reader`.
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class VideoDataModule(pl.LightningDataModule):
         missing: str = "report",
         feature_dir: str | None = None,
         feature_splits: tuple[str, ...] = ("test",),
+        decoder: str = "pyav",
     ) -> None:
         super().__init__()
         if sampling not in ("segment", "dense"):
@@ -295,6 +298,7 @@ class VideoDataModule(pl.LightningDataModule):
                 bad_file_log=self.bad_file_log(),
                 decode_timeout_s=self.cfg.decode_timeout_s,
                 decode_threads=self.decode_threads,
+                decoder=self.cfg.decoder,
             )
         return self.datasets[split]
 
