@@ -26,6 +26,7 @@ def test_prepared_root_serves_a_datamodule_with_only_the_root_changed(synthetic_
     assert alt_main(args) == 0
     printed = capsys.readouterr().out
     assert "44 videos: 44 prepared" in printed and "0 failed" in printed
+    assert "other files: 5 copied, 0 already there" in printed  # train/val/test lists, classes.txt, label_names.csv
     raw, prepared = _dm(synthetic_root), _dm(out)
     assert prepared.class_names == raw.class_names
     for split in ("train", "val", "test"):
@@ -61,7 +62,8 @@ def test_exit_status_failures_and_resume(synthetic_root: Path, tmp_path: Path, c
     rows = list(csv.DictReader((out / "prepare_failures.csv").open(newline="")))
     assert [(r["path"], r["status"]) for r in rows] == [("videos/zz_broken.mp4", "failed")]
     assert alt_main(["prepare", str(src), str(out), *common]) == 1
-    assert "0 prepared (0 frames), 11 already prepared" in capsys.readouterr().out
+    assert "0 prepared (0 frames), 11 already prepared" in (printed := capsys.readouterr().out)
+    assert "other files: 0 copied, 0 already there" in printed  # the source folder holds only videos
     assert alt_main(["prepare", str(src), str(out), "--gop=6", *common]) == 2  # other settings: refused
     assert "gop: 12 -> 6" in capsys.readouterr().out
     assert alt_main(["prepare", str(src), str(src / "prepared"), *common]) == 2

@@ -102,7 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = len(report.results)
     frames = sum(r.frames for r in report.results if r.status in ("done", "partial"))
     verb = {"copy": "copied", "symlink": "linked"}.get(cfg.others)
-    others = f"{report.others} other files {verb}" if verb else "other files skipped"
+    others = (
+        f"other files: {report.others} {verb}, {report.others_present} already there" if verb else "other files skipped"
+    )
     console.print(
         f"{n} videos: {report.count('done')} prepared ({frames} frames), {report.count('skipped')} already prepared, "
         f"{report.count('partial')} partial (damaged source), {report.count('failed')} failed; {others}",

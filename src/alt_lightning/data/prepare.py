@@ -152,7 +152,8 @@ class PrepareReport:
     """All results of one :func:`prepare_tree` call."""
 
     results: list[PrepareResult] = field(default_factory=list)
-    others: int = 0  # non-video files copied, linked or already there
+    others: int = 0  # non-video files copied or linked by this run
+    others_present: int = 0  # non-video files an earlier run copied or linked
     failures_csv: Path | None = None
 
     def count(self, status: str) -> int:
@@ -462,20 +463,22 @@ def _check_settings(out: Path, settings: PrepareSettings, overwrite: bool) -> No
         )
 
 
-def _copy_other(src: Path, dst: Path, mode: str) -> None:
+def _copy_other(src: Path, dst: Path, mode: str) -> bool:
+    """Copy or link one non-video file; ``False`` when an earlier run already did."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if mode == "symlink":
         if dst.is_symlink() and os.readlink(dst) == str(src):
-            return
+            return False
         dst.unlink(missing_ok=True)
         dst.symlink_to(src)
-        return
+        return True
     if dst.exists() and not dst.is_symlink():
         st_s, st_d = src.stat(), dst.stat()
         if st_s.st_size == st_d.st_size and int(st_s.st_mtime) == int(st_d.st_mtime):
-            return  # copied by an earlier run
+            return False  # copied by an earlier run (copy2 keeps the mtime)
     dst.unlink(missing_ok=True)
     shutil.copy2(src, dst)
+    return True
 
 
 def _previous_partials(csv_path: Path) -> dict[str, PrepareResult]:
@@ -549,8 +552,10 @@ def prepare_tree(
     report = PrepareReport(failures_csv=csv_path)
     if others != "skip":
         for rel in other_files:
-            _copy_other(src / rel, dst / rel, others)
-            report.others += 1
+            if _copy_other(src / rel, dst / rel, others):
+                report.others += 1
+            else:
+                report.others_present += 1
     if on_start is not None:
         on_start(len(found))
     jobs = [(str(src / rel), str(dst / rel), rel, settings, overwrite) for rel in found]
