@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from alt_lightning.cli import main as alt_main
+from alt_lightning.commands import loader_bench
 from alt_lightning.commands.loader_bench import time_loader
 from alt_lightning.data.annotations import parse_path_label_list
 from alt_lightning.data.dataset import SamplingConfig, VideoDataset
@@ -109,20 +110,68 @@ class SleepyDataset(torch.utils.data.Dataset):
         return {"label": i}
 
 
-@pytest.mark.parametrize(("workers", "batches"), [(0, 4), (2, 4), (2, 6), (3, 6)])
-def test_time_loader_excludes_every_workers_first_batch(workers: int, batches: int) -> None:
-    """With w workers the first w batches arrive together: the steady rate must not count them.
+class ClockedLoader:
+    """A DataLoader stand-in on a simulated clock: ``w`` workers, each batch takes ``s`` seconds in its worker.
 
-    Items sleep 0.1 s, batches hold 2 items: one worker makes 10 clips/s, w workers 10 w. Counting from the first
-    batch only (the old timing), 2 workers over 4 batches read 15 clips/s per worker (+50 %).
+    Worker ``i % w`` makes batch ``i`` right after its previous one (all start together after a start-up time), and
+    batches are delivered in order, as torch's DataLoader does: with ``w`` workers the first ``w`` batches arrive
+    together. Without workers the main process makes one batch after the other. Deterministic: no machine load.
     """
-    r = time_loader(SleepyDataset(64, 0.1), workers=workers, batch_size=2, batches=batches)
-    expected = 10.0 * max(1, workers)
+
+    seconds = 0.1
+    startup = 0.7
+
+    def __init__(self, dataset, batch_size: int, sampler: list[int], num_workers: int, **_: object) -> None:
+        self.batch_size, self.indices, self.workers = batch_size, list(sampler), num_workers
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def __iter__(self):
+        w, arrival = max(1, self.workers), 0.0
+        for i in range(0, len(self.indices), self.batch_size):
+            finished = self.startup + (i // self.batch_size // w + 1) * self.seconds
+            arrival = max(arrival, finished)  # in order: a batch waits for the ones before it
+            self.now = arrival
+            yield {"label": self.indices[i : i + self.batch_size]}
+
+
+@pytest.mark.parametrize("workers", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("batches", [8, 9, 32])
+def test_time_loader_excludes_every_workers_first_batch(monkeypatch, workers: int, batches: int) -> None:
+    """Steady rate = exactly w batches per batch time, whatever the worker count (the old timing read up to 1.75x)."""
+    loaders: list[ClockedLoader] = []
+
+    def make(*args, **kwargs) -> ClockedLoader:
+        loaders.append(ClockedLoader(*args, **kwargs))
+        return loaders[-1]
+
+    monkeypatch.setattr(loader_bench, "DataLoader", make)
+    monkeypatch.setattr(loader_bench, "time", types.SimpleNamespace(perf_counter=lambda: loaders[-1].now))
+    r = time_loader(SleepyDataset(64, 0.0), workers=workers, batch_size=2, batches=batches)
+    w = max(1, workers)
     assert r["clips"] == 2 * batches
-    # Load on the machine can only slow the workers (sleep never returns early), so the upper bound is the tight one:
-    # the old timing read 1.33x (2 workers, 4 batches) and 1.5x (3 workers, 6 batches) the true rate here.
-    assert expected * 0.6 <= r["clips_per_s"] <= expected * 1.1, r
-    assert r["warmup_batches"] == max(1, workers)
+    assert r["first_batch_s"] == pytest.approx(0.8)  # start-up + one batch
+    # After the first round (w batches at 0.8 s), the rest arrive a round (0.1 s) at a time, w per round; a last
+    # round that is not full still takes its 0.1 s. With whole rounds that is w batches (2 w clips) per 0.1 s.
+    rounds_after = math.ceil(batches / w) - 1
+    assert r["clips_per_s"] == pytest.approx(2 * (batches - w) / (0.1 * rounds_after))
+    if batches % w == 0:
+        assert r["clips_per_s"] == pytest.approx(20 * w)
+    assert r["warmup_batches"] == w
+
+
+def test_time_loader_with_real_workers_reads_the_true_rate() -> None:
+    """The same with torch's DataLoader and items that sleep 0.1 s (2 per batch): 2 workers make 20 clips/s.
+
+    A loaded machine delays both workers and the main loop, so the bounds are wide; the simulated test above is the
+    exact one. The old timing read about 1.3x here.
+    """
+    r = time_loader(SleepyDataset(64, 0.1), workers=2, batch_size=2, batches=8)
+    assert r["clips"] == 16
+    assert 20 * 0.6 <= r["clips_per_s"] <= 20 * 1.25, r
+    assert r["warmup_batches"] == 2
 
 
 def test_time_loader_says_when_no_batch_is_left_after_the_warm_up() -> None:

@@ -27,7 +27,7 @@ def test_unknown_decoders_are_refused() -> None:
     check_decoder("pyav")
 
 
-def test_missing_torchcodec_is_one_clear_error_before_any_decoding(monkeypatch, synthetic_root) -> None:
+def test_missing_torchcodec_is_one_clear_error_before_any_decoding(monkeypatch, synthetic_root, tmp_path) -> None:
     import alt_lightning.data.torchcodec_reader as tc
 
     monkeypatch.setattr(tc, "torchcodec_available", lambda: "torchcodec does not import (ModuleNotFoundError: x)")
@@ -40,7 +40,10 @@ def test_missing_torchcodec_is_one_clear_error_before_any_decoding(monkeypatch, 
         )
     from alt_lightning.datamodules import VideoListDataModule
 
-    dm = VideoListDataModule(root=str(synthetic_root), classes="classes.txt", num_workers=0, decoder="torchcodec")
+    dm = VideoListDataModule(
+        root=str(synthetic_root), classes="classes.txt", num_workers=0, decoder="torchcodec",
+        bad_file_log=str(tmp_path / "bad.csv"),
+    )  # fmt: skip
     with pytest.raises(DecoderSetupError):  # the DataModule's own datasets are built with it
         dm.setup("validate")
 
@@ -104,7 +107,7 @@ def test_bad_files_raise_the_pyav_readers_reasons(tmp_path, video_factory, vt) -
 
 
 @needs_torchcodec
-def test_a_datamodule_with_torchcodec_gives_the_pyav_batches(synthetic_root) -> None:
+def test_a_datamodule_with_torchcodec_gives_the_pyav_batches(synthetic_root, tmp_path) -> None:
     import torch
 
     from alt_lightning.datamodules import VideoListDataModule
@@ -112,7 +115,7 @@ def test_a_datamodule_with_torchcodec_gives_the_pyav_batches(synthetic_root) -> 
     def batch(decoder: str) -> dict:
         dm = VideoListDataModule(
             root=str(synthetic_root), classes="classes.txt", num_frames=4, batch_size=4, num_workers=0, image_size=32,
-            test_list="test.txt", decoder=decoder,
+            test_list="test.txt", decoder=decoder, bad_file_log=str(tmp_path / f"{decoder}.csv"),
         )  # fmt: skip
         dm.setup("test")
         return next(iter(dm.test_dataloader()))
