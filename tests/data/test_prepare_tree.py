@@ -279,7 +279,7 @@ def test_target_size(size, short, upscale, expected) -> None:
 
 
 def test_bad_settings_are_refused() -> None:
-    for kwargs in ({"short_side": 255}, {"gop": 0}, {"fps": 0.0}, {"crf": 60}):
+    for kwargs in ({"short_side": 255}, {"gop": 0}, {"fps": 0.0}, {"crf": 60}, {"preset": "quick"}):
         with pytest.raises(PrepareError):
             PrepareSettings(**kwargs)
 

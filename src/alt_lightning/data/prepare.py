@@ -71,6 +71,7 @@ FAILURE_COLUMNS = ("path", "status", "reason")
 # Extension -> FFmpeg muxer that holds h264 under that name; other video extensions get Matroska.
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".avi": "avi", ".mkv": "matroska", ".flv": "flv"}
 _TMP_SUFFIX = ".alt-prepare.tmp"
+_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
 class PrepareError(ValueError):
@@ -118,6 +119,8 @@ class PrepareSettings:
             raise PrepareError(f"fps must be > 0 (or None to keep the source rate), got {self.fps}")
         if not 0 <= self.crf <= 51:
             raise PrepareError(f"crf must be in 0..51, got {self.crf}")
+        if self.preset not in _PRESETS:
+            raise PrepareError(f"preset must be one of x264's {', '.join(_PRESETS)}; got {self.preset!r}")
 
     def recorded(self) -> dict[str, Any]:
         """The settings that shape the output files (what :data:`SETTINGS_FILE` records and a rerun must match)."""
