@@ -63,6 +63,10 @@ EXTRA_COMMANDS: dict[str, tuple[str, str]] = {
         "alt_lightning.commands.cache:main",
         "build, list (info) and remove (clear) frozen-feature caches of a configuration's videos",
     ),
+    "prepare": (
+        "alt_lightning.commands.prepare:main",
+        "re-encode a dataset tree for fast decoding (short side 256, keyframe every 12 frames), same relative paths",
+    ),
 }
 
 #: Model arguments filled by links from the DataModule; never restored from a checkpoint.

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alt_lightning.data.decode import VideoDecodeError, VideoReader
+from alt_lightning.data.decode import VideoDecodeError, check_decoder, open_video
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.sampling import dense_indices, segment_indices, view_indices
 
@@ -106,6 +106,8 @@ class VideoDataset(Dataset):
         max_redraws: Training redraws before giving up with an error (a sign the dataset is mostly broken).
         decode_threads: Codec threads per decoder (0 = FFmpeg's choice); the DataModules pass 1 inside DataLoader
             workers.
+        decoder: ``"pyav"`` (default) or ``"torchcodec"`` / ``"torchcodec:cuda"``
+            (:func:`~alt_lightning.data.decode.open_video`); checked here, before anything is decoded.
     """
 
     def __init__(
@@ -121,7 +123,9 @@ class VideoDataset(Dataset):
         decode_timeout_s: float = 30.0,
         max_redraws: int = 20,
         decode_threads: int = 0,
+        decoder: str = "pyav",
     ) -> None:
+        check_decoder(decoder)
         if not records:
             raise ValueError(f"The {split} split has no videos: check the annotation file and the data root.")
         self.records = list(records)
@@ -135,6 +139,7 @@ class VideoDataset(Dataset):
         self.decode_timeout_s = decode_timeout_s
         self.max_redraws = max_redraws
         self.decode_threads = decode_threads
+        self.decoder = decoder
         # Paths already logged as clamped by this process (each worker holds its own copy): one warning row per
         # truncated file and worker, not one per view and epoch.
         self._clamped: set[str] = set()
@@ -163,7 +168,9 @@ class VideoDataset(Dataset):
     def load_clip(self, record: VideoRecord, view: int, rng: np.random.Generator | None) -> torch.Tensor:
         """Decode, sample and transform one view of a record; raises :class:`VideoDecodeError`."""
         clip, crop = divmod(view, self.sampling.num_crops)
-        with VideoReader(record.path, timeout_s=self.decode_timeout_s, threads=self.decode_threads) as reader:
+        with open_video(
+            record.path, self.decoder, timeout_s=self.decode_timeout_s, threads=self.decode_threads
+        ) as reader:
             indices = self.frame_indices(reader.info.num_frames, clip, rng)
             frames = reader.get(indices)  # [T, H, W, 3] uint8
             issue = reader.last_issue

@@ -2,6 +2,13 @@
 
 Inputs are uint8 ``[T, H, W, 3]`` (as decoded); outputs float ``[T, 3, S, S]`` normalised with the backbone's own
 mean and std (:class:`alt_lightning.model.backbone.PreprocessConfig`), never hard-coded ones.
+
+Frames are cropped and resized while still uint8 (antialiased, as the float path did) and converted to float only at
+the output size: resizing a 1080p clip in float32 cost ten times as much for the same picture. The difference is the
+rounding of resized pixels to whole uint8 levels: at most one level (1/255) with bilinear; bicubic, which torch
+rounds between its two separable passes, moves under 0.1 % of the pixels (edges of upsampled small crops) by up to
+5 levels; the mean difference is about 0.0012 either way.
+``tests/data/test_transforms.py`` compares the two paths on decoded frames; ``scripts/transform_speed.py`` times them.
 """
 
 from __future__ import annotations
@@ -17,23 +24,28 @@ _MODES = ("bilinear", "bicubic")
 
 
 def _resize(x: torch.Tensor, h: int, w: int, mode: str = "bilinear") -> torch.Tensor:
-    """Resize ``[T, 3, H, W]`` float frames (antialiased when shrinking)."""
+    """Resize ``[T, 3, H, W]`` frames, uint8 or float (antialiased when shrinking)."""
     if x.shape[-2:] == (h, w):
         return x
     if mode not in _MODES:
         raise ValueError(f"interpolation must be one of {_MODES}, got {mode!r}.")
     out = F.interpolate(x, size=(h, w), mode=mode, antialias=True, align_corners=False)
-    # Bicubic overshoots at edges; keep pixel values in [0, 1] as an image loader would.
-    return out.clamp_(0, 1) if mode == "bicubic" else out
+    # Bicubic overshoots at edges; keep float pixel values in [0, 1] as an image loader would (uint8 saturates).
+    return out.clamp_(0, 1) if mode == "bicubic" and out.is_floating_point() else out
 
 
-def _to_float(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[T, H, W, 3]`` -> float ``[T, 3, H, W]`` in ``[0, 1]``."""
-    return frames.permute(0, 3, 1, 2).float().div_(255)
+def _channels_first(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` -> a ``[T, 3, H, W]`` view (channels-last strides: torch's fast uint8 resize layout)."""
+    return frames.permute(0, 3, 1, 2)
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[T, 3, H, W]`` -> float ``[T, 3, H, W]`` in ``[0, 1]``."""
+    return x.float().div_(255)
 
 
 def short_side_resize(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
-    """Resize so that the shorter side is ``size``, keeping the aspect ratio."""
+    """Resize ``[T, 3, H, W]`` frames (uint8 or float) so that the shorter side is ``size``, keeping the aspect."""
     h, w = x.shape[-2:]
     if h <= w:
         return _resize(x, size, max(size, round(w * size / h)), mode)
@@ -107,13 +119,13 @@ class ClipTransform:
             if rng.random() < self.grayscale:
                 x = (0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]).expand(-1, 3, -1, -1)
         else:
-            x = spatial_crop(_to_float(u8), self.size, crop_index, self.num_crops, self.interpolation)
+            x = _to_float(spatial_crop(_channels_first(u8), self.size, crop_index, self.num_crops, self.interpolation))
         mean = torch.tensor(self.mean, dtype=x.dtype).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=x.dtype).view(1, 3, 1, 1)
         return ((x - mean) / std).contiguous()
 
     def _random_resized_crop(self, u8: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """Crop uint8 ``[T, H, W, 3]`` first and convert only the crop to float (cheaper on large frames)."""
+        """Crop and resize uint8 ``[T, H, W, 3]``, then convert only the ``[T, 3, S, S]`` result to float."""
         h, w = u8.shape[1:3]
         area = h * w
         for _ in range(10):
@@ -122,9 +134,10 @@ class ClipTransform:
             cw, ch = round(math.sqrt(target * aspect)), round(math.sqrt(target / aspect))
             if 0 < cw <= w and 0 < ch <= h:
                 top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
-                crop = _to_float(u8[:, top : top + ch, left : left + cw])
-                return _resize(crop, self.size, self.size, self.interpolation)
-        return spatial_crop(_to_float(u8), self.size, mode=self.interpolation)  # centre crop, as torchvision does
+                crop = _channels_first(u8[:, top : top + ch, left : left + cw])  # [T, 3, ch, cw] uint8
+                return _to_float(_resize(crop, self.size, self.size, self.interpolation))
+        # Centre crop, as torchvision does.
+        return _to_float(spatial_crop(_channels_first(u8), self.size, mode=self.interpolation))
 
     @staticmethod
     def _jitter(x: torch.Tensor, rng: np.random.Generator, strength: float = 0.4) -> torch.Tensor:

@@ -114,6 +114,8 @@ class VideoDataModule(pl.LightningDataModule):
         features: Read these splits from the frozen-feature cache instead of decoding and encoding them every time
             (:class:`~alt_lightning.data.feature_cache.FeatureCacheConfig`, built on first use by the attached
             model); ``None`` (default) always decodes.
+        decoder: ``"pyav"`` (default, CPU) or ``"torchcodec"`` (optional extra; ``"torchcodec:cuda"`` decodes on the
+            GPU in the main process, ``num_workers=0``); see :mod:`alt_lightning.data.torchcodec_reader`.
     """
 
     def __init__(
@@ -141,6 +143,7 @@ class VideoDataModule(pl.LightningDataModule):
         class_subset: ClassSubset | None = None,
         few_shot: FewShot | None = None,
         features: FeatureCacheConfig | None = None,
+        decoder: str = "pyav",
     ) -> None:
         super().__init__()
         if sampling not in ("segment", "dense"):
@@ -408,18 +411,24 @@ class VideoDataModule(pl.LightningDataModule):
         """The decoding dataset of a split (``"predict"``: the test records, which may be unlabelled)."""
         if split not in self.datasets:
             source = "test" if split == "predict" else split
-            self.datasets[split] = VideoDataset(
-                self.usable_records(source, unlabelled_ok=split == "predict"),
-                self.transform(split),
-                self.sampling_config(split),
-                train=split == "train",
-                split=split,
-                seed=self.cfg.seed,
-                bad_file_log=self.bad_file_log(),
-                decode_timeout_s=self.cfg.decode_timeout_s,
-                decode_threads=self.decode_threads,
-            )
+            records = self.usable_records(source, unlabelled_ok=split == "predict")
+            self.datasets[split] = self._decoding_dataset(records, split, transform=split, train=split == "train")
         return self.datasets[split]
+
+    def _decoding_dataset(self, records: list[VideoRecord], split: str, *, transform: str, train: bool) -> VideoDataset:
+        """A :class:`VideoDataset` of ``records`` with this module's sampling of ``split`` and decoder settings."""
+        return VideoDataset(
+            records,
+            self.transform(transform),
+            self.sampling_config(split),
+            train=train,
+            split=split,
+            seed=self.cfg.seed,
+            bad_file_log=self.bad_file_log(),
+            decode_timeout_s=self.cfg.decode_timeout_s,
+            decode_threads=self.decode_threads,
+            decoder=self.cfg.decoder,
+        )
 
     def dataset(self, split: str) -> VideoDataset | CachedFeatureDataset:
         """The dataset a split's loader reads: from the feature cache for ``features.splits``, else decoding."""
@@ -474,17 +483,7 @@ class VideoDataModule(pl.LightningDataModule):
         """
         if split != "train":
             return self.video_dataset(split)
-        return VideoDataset(
-            self.video_dataset("train").records,
-            self.transform("val"),
-            self.sampling_config("train"),
-            train=False,
-            split="train",
-            seed=self.cfg.seed,
-            bad_file_log=self.bad_file_log(),
-            decode_timeout_s=self.cfg.decode_timeout_s,
-            decode_threads=self.decode_threads,
-        )
+        return self._decoding_dataset(self.video_dataset("train").records, "train", transform="val", train=False)
 
     def cache_spec(self, split: str) -> dict[str, Any]:
         """What the cached tokens of ``split`` depend on, with the attached model (see :func:`cache_spec`)."""
