@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from alt_lightning.data.dataset import SamplingConfig, VideoDataset
-from alt_lightning.data.decode import DecoderSetupError, VideoDecodeError, VideoReader, check_decoder, open_video
+from alt_lightning.data.decode import DecoderSetupError, VideoDecodeError, VideoReader
+from alt_lightning.data.readers import check_decoder, open_video
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.torchcodec_reader import TorchCodecReader, torchcodec_available
 from alt_lightning.data.transforms import ClipTransform

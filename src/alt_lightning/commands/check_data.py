@@ -27,15 +27,15 @@ import json
 import multiprocessing
 import os
 import sys
-import types
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from alt_lightning.data.decode import VideoDecodeError, VideoReader
 from alt_lightning.data.manifests import relative_path
+from alt_lightning.data.processes import main_module_hidden
 
 if TYPE_CHECKING:  # heavy imports (Lightning, jsonargparse) stay out of the checking worker processes
     from alt_lightning.datamodules.base import VideoDataModule
@@ -96,30 +96,12 @@ def _check_all(paths: list[str], workers: int, timeout_s: float, full: bool, pro
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             # Chunks of a few videos: fewer round trips than one task per video, results still stream in.
             check = functools.partial(check_video, timeout_s=timeout_s, full=full)
-            with _main_module_hidden():  # map() submits every chunk, so every worker starts in here
+            with main_module_hidden():  # map() submits every chunk, so every worker starts in here
                 chunks = pool.map(check, paths, chunksize=8)
             for path, result in zip(paths, chunks, strict=True):
                 results[path] = result
                 bar.advance(task)
     return results
-
-
-@contextlib.contextmanager
-def _main_module_hidden() -> Iterator[None]:
-    """Start worker processes without re-running the parent's ``__main__`` in them.
-
-    A spawned or forkserver worker first runs the parent's main script as ``__mp_main__``. The ``alt`` script that
-    pip writes imports ``alt_lightning.cli`` at its top, i.e. torch and Lightning: about 750 MB more per worker, with
-    one worker per core by default. ``python -m alt_lightning`` is spared (``__main__`` modules of packages are not
-    re-run). Nothing a worker runs lives in ``__main__`` (:func:`check_video` is pickled by its module path), so a
-    bare stand-in is enough while the workers start.
-    """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")  # no __file__, no __spec__: nothing to re-run
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
 
 
 def _open_outputs(paths: Sequence[Path]) -> tuple[list[TextIO], list[Path]] | str:

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alt_lightning.data.decode import VideoDecodeError, check_decoder, open_video
+from alt_lightning.data.decode import VideoDecodeError
+from alt_lightning.data.readers import check_decoder, open_video
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.sampling import dense_indices, segment_indices, view_indices
 
@@ -107,7 +108,7 @@ class VideoDataset(Dataset):
         decode_threads: Codec threads per decoder (0 = FFmpeg's choice); the DataModules pass 1 inside DataLoader
             workers.
         decoder: ``"pyav"`` (default) or ``"torchcodec"`` / ``"torchcodec:cuda"``
-            (:func:`~alt_lightning.data.decode.open_video`); checked here, before anything is decoded.
+            (:func:`~alt_lightning.data.readers.open_video`); checked here, before anything is decoded.
     """
 
     def __init__(

@@ -586,13 +586,13 @@ def _run_pool(jobs: list[tuple], workers: int, record: Callable[[PrepareResult],
     """:func:`prepare_video` over ``jobs`` in ``workers`` processes; an interruption cancels the pending ones."""
     import multiprocessing
 
-    from alt_lightning.commands.check_data import _main_module_hidden
+    from alt_lightning.data.processes import main_module_hidden
 
     # forkserver: workers start clean (no torch threads or Lightning inherited) and import only what they run.
     ctx = multiprocessing.get_context("forkserver" if sys.platform != "win32" else "spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
     try:
-        with _main_module_hidden():  # the workers start on these submits, without re-running the caller's script
+        with main_module_hidden():  # the workers start on these submits, without re-running the caller's script
             futures = [pool.submit(prepare_video, *job) for job in jobs]
         for future in as_completed(futures):
             record(future.result())

@@ -5,7 +5,7 @@
 
 torchcodec is an optional dependency (``pip install alt-lightning[torchcodec]``) that needs FFmpeg's shared libraries
 (4 to 8) on the system; PyAV brings its own FFmpeg, torchcodec does not. Chosen by the DataModules' ``decoder``
-argument (``"torchcodec"``, ``"torchcodec:cuda"``); see :func:`~alt_lightning.data.decode.open_video`.
+argument (``"torchcodec"``, ``"torchcodec:cuda"``); see :func:`~alt_lightning.data.readers.open_video`.
 
 Same frames as the PyAV reader: frame ``i`` is the i-th frame in presentation order (torchcodec's exact seek mode
 scans the file once at open), the display matrix is applied (torchcodec turns the frame; a mirrored matrix, which it
