@@ -248,6 +248,8 @@ class ALTModule(pl.LightningModule):
             trainable_blocks=c.trainable_blocks,
             keep_source=c.keep_source,
             proportional_attention=c.proportional_attention,
+            attention=c.attention,
+            compile=c.compile,
         )
 
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
