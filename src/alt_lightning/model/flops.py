@@ -188,7 +188,9 @@ def build_random_alt(spec: FlopSpec, device: str | torch.device = "meta") -> tup
     finally:
         logging.disable(previous)
     text_params = sum(p.numel() for n, p in clip.named_parameters() if not n.startswith("visual."))
-    encoder = RegionEncoder(clip.visual, r=spec.r, trainable_blocks=spec.trainable_blocks)
+    # FLOPs count the model's math (head dim 64 for ViT-B/16): the folded attention's padded channels are an
+    # implementation detail, so the count always runs the mask form.
+    encoder = RegionEncoder(clip.visual, r=spec.r, trainable_blocks=spec.trainable_blocks, attention="mask")
     dim = encoder.out_dim
     with torch.device(device):
         aligner = EntityAligner(torch.randn(spec.corpus_size or 1, dim)) if spec.align else None
