@@ -34,6 +34,7 @@ __all__ = [
     "autocast_off",
     "bipartite_soft_matching",
     "clamp_r",
+    "compiled_merge_step",
     "initial_source",
     "merge_schedule",
     "merge_source",
