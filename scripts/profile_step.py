@@ -11,7 +11,7 @@ import dataclasses
 import time
 
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from alt_lightning.commands.bench import build_bench_model

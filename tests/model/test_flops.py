@@ -109,3 +109,27 @@ def test_views_multiply_the_count() -> None:
     assert parse_views("3x1") == (3, 1) and parse_views("2X3") == (2, 3) and parse_views(4) == (4, 1)
     with pytest.raises(ValueError, match="3x1"):
         parse_views("three")
+
+
+def test_counts_the_models_math_not_the_folded_padding() -> None:
+    # The folded attention pads the head dim (32 -> 40 for alt-tiny): a counter run on it sees more products. The
+    # reported count is the model's (mask form), whatever form a configuration runs.
+    from alt_lightning.model.region_encoder import RegionEncoder
+
+    folded = _tiny()
+    folded.encoder = replace(folded.encoder, attention="folded")
+    model, _ = build_random_alt(folded, **SIZES)
+    assert model.encoder.attention == "mask"
+    video = torch.zeros(1, folded.num_frames, 3, *model.encoder.image_size, device="meta")
+    counts = {}
+    for form in ("mask", "folded"):
+        model.encoder = RegionEncoder(model.encoder.visual, r=folded.encoder.r, attention=form)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model.encoder(video.flatten(0, 1))
+        counts[form] = counter.get_total_flops() // 2
+    assert (
+        counts["mask"]
+        == analytic_flops(_tiny(), **SIZES)["encoder"]
+        == measure_flops(folded, **SIZES).per_view["encoder"]
+    )
+    assert counts["folded"] > counts["mask"]

@@ -15,6 +15,7 @@ import alt_lightning
 from alt_lightning.model.region_encoder import (
     RegionEncoder,
     _attention,
+    padded_head_dim,
     region_assignment,
     source_to_heatmaps,
 )
@@ -163,8 +164,9 @@ def test_batch_items_are_merged_independently(tiny4_name: str) -> None:
         assert torch.equal(alone.source[0], together.source[i])
 
 
+@pytest.mark.parametrize("form", ["mask", "folded"])
 @pytest.mark.parametrize("kind", ["mha", "custom"])
-def test_attention_bias_matches_reference(kind: str) -> None:
+def test_attention_bias_matches_reference(kind: str, form: str) -> None:
     torch.manual_seed(0)
     if kind == "mha":
         attn = nn.MultiheadAttention(32, 4, batch_first=True).eval()
@@ -175,7 +177,7 @@ def test_attention_bias_matches_reference(kind: str) -> None:
     x = torch.randn(n, t, w)
     size = torch.randint(1, 5, (n, t)).float()
     bias = size.log()[:, None, None, :]
-    out, metric = _attention(attn, x, bias)
+    out, metric = _attention(attn, x, size.log(), form)
     if kind == "mha":
         ref = attn(x, x, x, attn_mask=bias.expand(n, h, t, t).reshape(n * h, t, t), need_weights=False)[0]
         keys = torch.nn.functional.linear(x, attn.in_proj_weight[w : 2 * w], attn.in_proj_bias[w : 2 * w])
@@ -184,7 +186,7 @@ def test_attention_bias_matches_reference(kind: str) -> None:
         ref = attn(x, attn_mask=bias.expand(n, h, t, t).reshape(n * h, t, t))
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
     # The bias is real: without it the output differs.
-    assert (out - _attention(attn, x, None)[0]).abs().max().item() > 1e-3
+    assert (out - _attention(attn, x, None, form)[0]).abs().max().item() > 1e-3
 
 
 def test_frozen_encoder_keeps_no_graph(tiny_name: str) -> None:
@@ -288,3 +290,74 @@ def test_runs_under_bf16_autocast(tiny4_name: str) -> None:
         low = enc0(images).cls.float()
     ref = enc0(images).cls
     assert (low - ref).abs().max().item() < 0.05 * ref.abs().max().item()
+
+
+# ------------------------------------------------------------------ proportional attention: mask vs folded (issue 14)
+def test_padded_head_dim() -> None:
+    assert [padded_head_dim(d) for d in (7, 32, 48, 63, 64, 80)] == [8, 40, 56, 64, 72, 88]
+
+
+@pytest.mark.parametrize("which", ["tiny", "tiny4", "custom"])
+def test_folded_attention_gives_the_same_merges_fp32(which: str, tiny_name: str, tiny4_name: str) -> None:
+    # alt-tiny has head dim 32 (the folded constant sqrt(32) is not a power of two), tiny4 16; the custom tower
+    # (open_clip Attention with qk-norm) keeps the mask in both forms.
+    builders = {"tiny": lambda: _visual(tiny_name), "tiny4": lambda: _visual(tiny4_name), "custom": _custom_visual}
+    visual = builders[which]()
+    size = visual.image_size[0]
+    images = torch.randn(3, 3, size, size, generator=torch.Generator().manual_seed(7))
+    mask = RegionEncoder(visual, r=4, keep_source=True, attention="mask")(images)
+    folded = RegionEncoder(visual, r=4, keep_source=True, attention="folded")(images)
+    assert torch.equal(folded.source, mask.source)
+    assert torch.equal(folded.size, mask.size)
+    torch.testing.assert_close(folded.tokens, mask.tokens, atol=1e-5, rtol=1e-5)
+    # Proportional attention is really on in the folded form (a wrong fold would give the plain result).
+    plain = RegionEncoder(visual, r=4, proportional_attention=False, attention="folded")(images).cls
+    assert (plain - folded.cls).abs().max().item() > 1e-4
+
+
+def test_folded_attention_on_vit_b16_shapes() -> None:
+    from alt_lightning.model.backbone import load_clip
+
+    torch.manual_seed(0)
+    visual = load_clip("ViT-B-16", None).visual  # random weights, no download
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        mask = RegionEncoder(visual, r=8, keep_source=True, attention="mask")(images)
+        folded = RegionEncoder(visual, r=8, keep_source=True, attention="folded")(images)
+    assert folded.tokens.shape == (2, 101, 512)
+    assert torch.equal(folded.source, mask.source)  # identical merges in all 12 blocks
+    torch.testing.assert_close(folded.tokens, mask.tokens, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("width", "heads"), [(768, 12), (384, 8)], ids=["dh64", "dh48"])
+def test_folded_attention_within_bf16_tolerance(width: int, heads: int) -> None:
+    # One attention layer with merged-token sizes, under bf16 autocast. Tolerance (our choice): the two forms differ
+    # by less than bf16's unit roundoff (2^-8, relative L2), and folding adds no error against the fp32 result.
+    torch.manual_seed(0)
+    attn = nn.MultiheadAttention(width, heads, batch_first=True).eval()
+    with torch.no_grad():
+        for p in attn.parameters():
+            p.normal_(0.0, 0.05)
+    x = torch.randn(2, 181, width)
+    log_size = torch.randint(1, 9, (2, 181)).float().log()
+    with torch.no_grad():
+        ref = _attention(attn, x, log_size, "mask")[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mask = _attention(attn, x, log_size, "mask")[0].float()
+            folded = _attention(attn, x, log_size, "folded")[0].float()
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a - b).norm() / b.norm()).item()
+
+    assert rel(folded, mask) < 2**-8
+    assert rel(folded, ref) < 1.1 * rel(mask, ref)
+    assert 1e-4 < rel(mask, ref) < 0.02  # bf16 really ran
+
+
+def test_rejects_unknown_attention_and_compile(tiny_name: str) -> None:
+    with pytest.raises(ValueError, match="attention must be one of"):
+        RegionEncoder(_visual(tiny_name), attention="flash")
+    with pytest.raises(ValueError, match="compile must be one of"):
+        RegionEncoder(_visual(tiny_name), compile="max-autotune")
+    with pytest.raises(ValueError, match="trainable_blocks=0"):
+        RegionEncoder(_visual(tiny_name), compile="cuda-graphs", trainable_blocks=1)

@@ -13,6 +13,7 @@ from alt_lightning.model.tome import (
     initial_source,
     merge_schedule,
     merge_source,
+    merge_step,
     merge_weighted_average,
     proportional_attention_bias,
     resolve_r,
@@ -185,3 +186,90 @@ def test_matching_is_float32_under_bf16_autocast() -> None:
         got = bipartite_soft_matching(metric, 8)
     assert torch.equal(got.src, ref.src)
     assert torch.equal(got.dst, ref.dst)
+
+
+# ------------------------------------------------------------------ fewer kernels, same results (issue 14)
+def _previous_matching(metric: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The implementation before issue 14 (commit 8159810), kept verbatim as a regression oracle."""
+    unit = torch.nn.functional.normalize(metric.float(), dim=-1)
+    set_a, set_b = unit[:, 0::2], unit[:, 1::2]
+    scores = set_a @ set_b.transpose(1, 2)
+    scores[:, 0, :] = float("-inf")
+    best_score, best_dst = scores.max(dim=-1)
+    ranked = best_score.argsort(dim=-1, descending=True)
+    src_a = ranked[:, :r]
+    keep_a = ranked[:, r:].sort(dim=-1).values
+    dst_b = best_dst.gather(1, src_a)
+    n, num_b = metric.shape[0], set_b.shape[1]
+    b_pos = torch.arange(num_b, device=metric.device).mul(2).add(1).expand(n, -1)
+    order = torch.cat([keep_a * 2, b_pos], dim=1)
+    return order, src_a * 2, dst_b + keep_a.shape[1]
+
+
+def _previous_merge(x: torch.Tensor, size: torch.Tensor, order, src, dst) -> tuple[torch.Tensor, torch.Tensor]:
+    def rows(i: torch.Tensor) -> torch.Tensor:
+        return i.unsqueeze(-1).expand(-1, -1, x.shape[-1])
+
+    size = size.float()
+    src_size = size.gather(1, src)
+    new_size = size.gather(1, order).scatter_add(1, dst, src_size)
+    out = x.gather(1, rows(order))
+    acc = torch.promote_types(x.dtype, torch.float32)
+    x_src = x.gather(1, rows(src)).to(acc)
+    x_dst = out.gather(1, rows(dst)).to(acc)
+    weight = src_size.to(acc) / new_size.gather(1, dst).to(acc)
+    delta = (x_src - x_dst) * weight.unsqueeze(-1)
+    return out.scatter_add(1, rows(dst), delta.to(x.dtype)), new_size
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_equals_previous_implementation_exactly(dtype: torch.dtype) -> None:
+    # ViT-B/16 shapes: 197 tokens of width 768, keys of 64 channels, 12 merge steps of r = 8.
+    gen = torch.Generator().manual_seed(0)
+    n, t, d = 3, 197, 768
+    x = torch.randn(n, t, d, generator=gen).to(dtype)
+    size = torch.ones(n, t)
+    source = initial_source(n, t, x.device, torch.float32)
+    prev_x, prev_size = x, size
+    for _ in range(12):
+        metric = torch.randn(n, x.shape[1], 64, generator=gen).to(dtype)
+        matching = bipartite_soft_matching(metric, 8)
+        order, src, dst = _previous_matching(metric, 8)
+        assert torch.equal(matching.order, order) and torch.equal(matching.src, src) and torch.equal(matching.dst, dst)
+        x, size, source = merge_step(x, size, source, metric, 8)
+        prev_x, prev_size = _previous_merge(prev_x, prev_size, order, src, dst)
+        assert torch.equal(x, prev_x) and torch.equal(size, prev_size)
+    assert x.shape == (n, 101, d) and torch.equal(source.sum(-1), size)
+
+
+def test_merge_step_is_the_three_functions() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x, metric = torch.randn(2, 17, 6, generator=gen), torch.randn(2, 17, 4, generator=gen)
+    size = torch.randint(1, 4, (2, 17), generator=gen).float()
+    source = initial_source(2, 17, x.device, x.dtype)
+    matching = bipartite_soft_matching(metric, 5)
+    ref_x, ref_size = merge_weighted_average(x, size, matching)
+    got_x, got_size, got_source = merge_step(x, size, source, metric, 5)
+    assert torch.equal(got_x, ref_x) and torch.equal(got_size, ref_size)
+    assert torch.equal(got_source, merge_source(source, matching))
+    assert merge_step(x, size, None, metric, 5)[2] is None
+
+
+def test_fewer_aten_ops_per_forward_than_before() -> None:
+    # alt-tiny (2 blocks, r = 2), counted with torch.profiler as in issue 14. Before (commit 8159810): 100 innermost
+    # compute ops at r = 2 and 31 at r = 0 (69 for two merges); 84 and 29 dispatched.
+    from alt_lightning.commands.bench import count_aten_ops
+    from alt_lightning.model.backbone import load_clip
+    from alt_lightning.model.region_encoder import RegionEncoder
+
+    torch.manual_seed(0)
+    visual = load_clip("alt-tiny", None).visual
+    images = torch.randn(2, 3, 64, 64)
+    counts = {}
+    for r in (2, 0):
+        enc = RegionEncoder(visual, r=r)
+        with torch.no_grad():
+            counts[r] = count_aten_ops(lambda enc=enc: enc(images))
+    assert counts[2]["innermost"] < 100 and counts[0]["innermost"] < 31
+    assert counts[2]["dispatched"] < 84 and counts[0]["dispatched"] < 29
+    assert counts[2]["innermost"] - counts[0]["innermost"] < 69

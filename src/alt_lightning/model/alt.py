@@ -28,6 +28,11 @@ class EncoderConfig:
         cast_frozen_bf16: On a GPU with bf16 precision, store the frozen tower in bf16 once instead of letting
             autocast re-cast it at every call. Our option, off by default: it saved memory but no time in our
             measurements (docs/benchmarks.md).
+        attention: How the log-size bias enters attention: ``mask`` (default) or ``folded`` (an extra q/k channel,
+            so a GPU can use its flash kernel); same logits (:class:`RegionEncoder`).
+        compile: ``none`` (default), ``merge`` (compiled ToMe merges), ``reduce-overhead`` (``torch.compile`` of the
+            encoder) or ``cuda-graphs`` (replayed CUDA graphs, frozen encoder only); falls back to eager with a
+            warning if compilation fails (:class:`RegionEncoder`).
     """
 
     r: int = 8
@@ -35,6 +40,8 @@ class EncoderConfig:
     keep_source: bool = False
     proportional_attention: bool = True
     cast_frozen_bf16: bool = False
+    attention: str = "mask"
+    compile: str = "none"
 
 
 @dataclass

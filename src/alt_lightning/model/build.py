@@ -160,6 +160,8 @@ class ALTParts:
             trainable_blocks=c.trainable_blocks,
             keep_source=c.keep_source,
             proportional_attention=c.proportional_attention,
+            attention=c.attention,
+            compile=c.compile,
         )
 
     def configure_aligner(self) -> EntityAligner:

@@ -168,6 +168,9 @@ def build_random_alt(
     config = replace(config, pretrained=None)
     clip = load_backbone(config, device, image_size)
     text_params = sum(p.numel() for n, p in clip.named_parameters() if not n.startswith("visual."))
+    # FLOPs count the model's math (head dim 64 for ViT-B/16): the folded attention's padded channels are an
+    # implementation detail, so the count always runs the mask form (and eagerly: nothing to compile on meta).
+    config = replace(config, encoder=replace(config.encoder, attention="mask", compile="none"))
     model = build_alt(config, num_classes, corpus_size=corpus_size, clip=clip)
     return model.eval(), text_params
 

@@ -11,8 +11,11 @@ CLIP's joint image-text space. With ``r = 0`` the outputs equal open_clip's own.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+import logging
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,16 +23,23 @@ from open_clip.transformer import Attention, VisionTransformer
 from torch import nn
 
 from alt_lightning.model.tome import (
-    bipartite_soft_matching,
+    compiled_merge_step,
     initial_source,
     merge_schedule,
-    merge_source,
-    merge_weighted_average,
-    proportional_attention_bias,
+    merge_step,
     resolve_r,
 )
 
-__all__ = ["RegionEncoder", "RegionTokens", "region_assignment", "source_to_heatmaps"]
+__all__ = [
+    "ATTENTION_FORMS",
+    "COMPILE_MODES",
+    "RegionEncoder",
+    "RegionTokens",
+    "region_assignment",
+    "source_to_heatmaps",
+]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -94,66 +104,117 @@ def region_assignment(source: torch.Tensor, grid_size: tuple[int, int]) -> torch
     return source_to_heatmaps(source, grid_size).argmax(dim=1)
 
 
-def _biased_sdpa(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor | None, dropout_p: float
+#: How proportional attention adds ``log(size)`` of every key to the logits (``RegionEncoder(attention=...)``).
+ATTENTION_FORMS = ("mask", "folded")
+
+
+def padded_head_dim(head_dim: int) -> int:
+    """Head dim of the folded form: one extra channel, rounded up to a multiple of 8 (flash kernels need it)."""
+    return (head_dim + 1 + 7) // 8 * 8
+
+
+def _sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, log_size: torch.Tensor | None, dropout_p: float
 ) -> torch.Tensor:
-    """``scaled_dot_product_attention`` with an optional additive per-key bias.
+    """``scaled_dot_product_attention`` with an optional additive per-key ``log(size)`` mask.
 
     Args:
         q: ``[N, H, T, Dh]`` queries.
         k: ``[N, H, T, Dh]`` keys.
         v: ``[N, H, T, Dh]`` values.
-        bias: ``[N, 1, 1, T]`` bias added to the logits of every query for each key, or None.
+        log_size: ``[N, T]`` added to the logits of every query for each key, or None.
         dropout_p: Attention dropout probability.
 
     Returns:
         ``[N, H, T, Dh]`` attention output.
     """
-    # A float mask rules out the flash kernel (measured on an H200, ViT-B/16 shapes, bf16: 0.50 ms
-    # instead of 0.17 ms per layer at batch 256). Folding the bias into an extra q/k channel restores
-    # flash but the concatenations cost more than they save, so the mask stays.
-    mask = None if bias is None else bias.to(q.dtype)  # SDPA wants the query dtype (autocast may differ)
+    # A float mask rules out the flash kernel on a GPU (docs/benchmarks.md); the "folded" form avoids the mask.
+    mask = None if log_size is None else log_size.to(q.dtype)[:, None, None, :]  # SDPA wants the query dtype
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
 
 
-def _attention(attn: nn.Module, x: torch.Tensor, bias: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _folded_qkv(
+    attn: nn.MultiheadAttention, x: torch.Tensor, log_size: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v with ``log(size)`` folded into one extra channel, head dim padded to a multiple of 8.
+
+    ``scale (q . k) + log(s_j) = scale ([q, 1/scale, 0..] . [k, log(s_j), 0..])``: with ``scale`` passed explicitly
+    (the padded width would change SDPA's default) the logits are those of the mask form, and SDPA may take its flash
+    kernel, which has no mask input. The padding is done on the projection's weights (a few MB), not on the q/k/v
+    activations; the extra v channels are zero and dropped from the output.
+
+    Args:
+        attn: Block attention with a packed input projection.
+        x: ``[N, T, W]`` normalised input.
+        log_size: ``[N, T]`` float32 ``log(size)`` of every token.
+
+    Returns:
+        ``q, k, v``, each ``[N, H, T, Dp]`` (strided views of one projection output).
+    """
+    n, t, w = x.shape
+    heads = attn.num_heads
+    dh = w // heads
+    dp = padded_head_dim(dh)
+    weight = F.pad(attn.in_proj_weight.view(3, heads, dh, w), (0, 0, 0, dp - dh)).view(3 * heads * dp, w)
+    bias = attn.in_proj_bias
+    if bias is not None:
+        bias = F.pad(bias.view(3, heads, dh), (0, dp - dh)).view(-1)
+    qkv = F.linear(x, weight, bias).view(n, t, 3, heads, dp)  # [N, T, 3, H, Dp], extra channels 0
+    # Writing into the projection's output is safe for autograd: addmm does not keep its output for backward.
+    qkv[:, :, 0, :, dh] = dh**0.5  # 1 / scale
+    qkv[:, :, 1, :, dh] = log_size[:, :, None]  # [N, T, 1] broadcast over heads
+    q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [N, H, T, Dp]
+    return q, k, v
+
+
+def _attention(
+    attn: nn.Module, x: torch.Tensor, log_size: torch.Tensor | None, form: str = "mask", metric: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Self-attention of an open_clip block from its weights, returning the keys too.
 
     Args:
         attn: The block's ``nn.MultiheadAttention`` or open_clip ``Attention``.
         x: ``[N, T, W]`` normalised input (after ``ln_1``).
-        bias: ``[N, 1, 1, T]`` additive logit bias or None.
+        log_size: ``[N, T]`` float32 ``log(size)`` of every key (proportional attention), or None.
+        form: ``"mask"`` (additive mask) or ``"folded"`` (extra q/k channel; packed ``nn.MultiheadAttention``
+            projections only, every other attention uses the mask).
+        metric: Whether to return the ToMe metric (only needed where the block merges).
 
     Returns:
-        ``(out [N, T, W], metric [N, T, Dh])``: the attention output after the output projection, and
+        ``(out [N, T, W], metric [N, T, Dh] or None)``: the attention output after the output projection, and
         the keys averaged over heads (the ToMe similarity metric).
     """
     n, t, w = x.shape
+    heads = attn.num_heads
+    dh = w // heads
     if isinstance(attn, nn.MultiheadAttention):
-        heads = attn.num_heads
-        if attn._qkv_same_embed_dim:
-            q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-        else:
-            bq, bk, bv = (None, None, None) if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
-            q = F.linear(x, attn.q_proj_weight, bq)
-            k = F.linear(x, attn.k_proj_weight, bk)
-            v = F.linear(x, attn.v_proj_weight, bv)
-        q, k, v = (z.reshape(n, t, heads, -1).transpose(1, 2) for z in (q, k, v))  # [N, H, T, Dh]
         p = attn.dropout if attn.training else 0.0
-        out = _biased_sdpa(q, k, v, bias, p)  # [N, H, T, Dh]
+        if form == "folded" and log_size is not None and attn._qkv_same_embed_dim:
+            q, k, v = _folded_qkv(attn, x, log_size)  # [N, H, T, Dp]
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, scale=dh**-0.5)[..., :dh]  # [N, H, T, Dh]
+            k = k[..., :dh]
+        else:
+            if attn._qkv_same_embed_dim:
+                q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            else:
+                bq, bk, bv = (None, None, None) if attn.in_proj_bias is None else attn.in_proj_bias.chunk(3)
+                q = F.linear(x, attn.q_proj_weight, bq)
+                k = F.linear(x, attn.k_proj_weight, bk)
+                v = F.linear(x, attn.v_proj_weight, bv)
+            q, k, v = (z.reshape(n, t, heads, -1).transpose(1, 2) for z in (q, k, v))  # [N, H, T, Dh]
+            out = _sdpa(q, k, v, log_size, p)  # [N, H, T, Dh]
         out = attn.out_proj(out.transpose(1, 2).reshape(n, t, w))
     else:  # open_clip Attention (custom blocks): optional qk-norm, head scale, inner norm
-        heads = attn.num_heads
         q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
         q, k, v = (z.reshape(n, t, heads, -1).transpose(1, 2) for z in (q, k, v))  # [N, H, T, Dh]
         q, k = attn.ln_q(q), attn.ln_k(k)
         p = attn.attn_drop.p if attn.training else 0.0
-        out = _biased_sdpa(q, k, v, bias, p)  # [N, H, T, Dh]
+        out = _sdpa(q, k, v, log_size, p)  # [N, H, T, Dh]
         if attn.head_scale is not None:
             out = out * attn.head_scale
         out = attn.ln_inner(out.transpose(1, 2).reshape(n, t, w))
         out = attn.out_drop(attn.out_proj(out))
-    return out, k.mean(dim=1)
+    return out, (k.mean(dim=1) if metric else None)
 
 
 def _check_visual(visual: nn.Module) -> None:
@@ -197,6 +258,156 @@ def _check_visual(visual: nn.Module) -> None:
             )
 
 
+#: How the encoder's forward runs (``RegionEncoder(compile=...)``).
+COMPILE_MODES = ("none", "merge", "reduce-overhead", "cuda-graphs")
+
+#: Input signatures (shape, dtype, device, autocast) compiled or captured per encoder; others run eagerly. This
+#: bounds the compile/capture time spent (a training batch, an evaluation batch and the last short batches).
+MAX_SIGNATURES = 4
+
+_Outputs = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def _signature(images: torch.Tensor, modes: bool) -> tuple:
+    """What a compilation or capture depends on: shape, dtype, device, autocast (and grad modes, for dynamo)."""
+    device = images.device.type
+    amp = torch.is_autocast_enabled(device) if device in ("cpu", "cuda") else False
+    amp_dtype = torch.get_autocast_dtype(device) if amp else None
+    grad = (torch.is_grad_enabled(), torch.is_inference_mode_enabled()) if modes else ()
+    return (tuple(images.shape), images.dtype, str(images.device), amp, amp_dtype, *grad)
+
+
+class _Runner:
+    """Runs the encoder's forward with compiled merges, compiled whole, or replayed from CUDA graphs.
+
+    One compilation or capture per input signature, at most :data:`MAX_SIGNATURES`; its wall time is logged and kept
+    in :attr:`seconds`. A failure logs a warning and the encoder runs eagerly from then on (never a crash
+    mid-epoch). CUDA-graph outputs are cloned: the graph's own output buffers are overwritten by the next replay.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget compiled code and captured graphs (weights moved, cast or replaced)."""
+        self.compiled: Callable[[torch.Tensor], _Outputs] | None = None
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, _Outputs]] = {}
+        self.pointers: tuple[int, ...] | None = None
+        self.seconds: dict[tuple, float] = {}
+        self.failed: str | None = None
+        self.warned: set[str] = set()
+
+    def __getstate__(self) -> dict:
+        # Compiled code and CUDA graphs cannot be copied or pickled; a copy compiles/captures afresh.
+        return {"mode": self.mode}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.reset()
+
+    def _eager(self, encoder: RegionEncoder, images: torch.Tensor, why: str) -> _Outputs:
+        if why not in self.warned:
+            self.warned.add(why)
+            log.warning("RegionEncoder(compile=%r) runs eagerly: %s", self.mode, why)
+        return encoder._tokens(images)
+
+    def _fail(self, encoder: RegionEncoder, err: BaseException, what: str) -> None:
+        self.failed = f"{what} failed ({type(err).__name__}: {err})"
+        self.compiled, self.graphs = None, {}
+
+    def __call__(self, encoder: RegionEncoder, images: torch.Tensor) -> _Outputs:
+        if self.failed:
+            return self._eager(encoder, images, self.failed)
+        if self.mode == "cuda-graphs":
+            if images.device.type != "cuda":
+                return self._eager(encoder, images, f"CUDA graphs need a CUDA device, got {images.device.type} inputs")
+            return self._graphed(encoder, images)
+        return self._compiled(encoder, images)
+
+    def _too_many(self, key: tuple) -> str | None:
+        if key in self.seconds or len(self.seconds) < MAX_SIGNATURES:
+            return None
+        return f"more than {MAX_SIGNATURES} input shapes/dtypes ({key[0]} is run eagerly)"
+
+    def _compiled(self, encoder: RegionEncoder, images: torch.Tensor) -> _Outputs:
+        key = _signature(images, modes=True)  # dynamo guards on grad/inference mode: one compilation each
+        if why := self._too_many(key):
+            return self._eager(encoder, images, why)
+        new = key not in self.seconds
+        if self.compiled is None:
+            if self.mode == "merge":  # eager blocks, compiled merge steps (dynamic shapes: one compilation)
+                self.compiled = lambda images: encoder._tokens(images, compiled_merge_step)
+            else:
+                self.compiled = torch.compile(encoder._tokens, mode=self.mode, dynamic=False)
+        start = time.perf_counter()
+        try:
+            out = self.compiled(images)
+            if new and images.is_cuda:
+                torch.cuda.synchronize(images.device)
+        except Exception as err:  # any compiler error: fall back, never stop the run
+            self._fail(encoder, err, "torch.compile")
+            return self._eager(encoder, images, self.failed or "")
+        if new:
+            self.seconds[key] = time.perf_counter() - start
+            log.info("RegionEncoder: compile=%r, first call for %s took %.1f s", self.mode, key[0], self.seconds[key])
+        return out if self.mode == "merge" else self._clone(out)  # compiled CUDA graphs reuse their outputs
+
+    def _graphed(self, encoder: RegionEncoder, images: torch.Tensor) -> _Outputs:
+        pointers = tuple(p.data_ptr() for p in encoder.parameters())
+        if pointers != self.pointers:  # weights moved or were replaced: captured graphs read stale memory
+            self.graphs, self.seconds, self.pointers = {}, {}, pointers
+        key = _signature(images, modes=False)  # a frozen encoder's graph serves training and evaluation
+        with torch.inference_mode(False), torch.no_grad():  # buffers usable in training and evaluation alike
+            if key not in self.graphs:
+                if why := self._too_many(key):
+                    return self._eager(encoder, images, why)
+                start = time.perf_counter()
+                try:
+                    self.graphs[key] = self._capture(encoder._tokens, images, key)
+                except Exception as err:  # capture refused (e.g. a synchronising op): fall back, never stop the run
+                    self._fail(encoder, err, "CUDA graph capture")
+                    return self._eager(encoder, images, self.failed or "")
+                self.seconds[key] = time.perf_counter() - start
+                log.info("RegionEncoder: CUDA graph capture for %s took %.2f s", key[0], self.seconds[key])
+            graph, static_in, static_out = self.graphs[key]
+            static_in.copy_(images)
+            graph.replay()
+            return self._clone(static_out)
+
+    @staticmethod
+    def _capture(
+        fn: Callable[[torch.Tensor], _Outputs], images: torch.Tensor, key: tuple
+    ) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, _Outputs]:
+        amp, amp_dtype = key[3], key[4]
+        static_in = images.detach().clone()
+
+        def run() -> _Outputs:
+            # Autocast's weight-cast cache must be off while capturing: cached casts would live outside the graph.
+            with torch.autocast("cuda", dtype=amp_dtype or torch.bfloat16, enabled=amp, cache_enabled=False):
+                return fn(static_in)
+
+        current = torch.cuda.current_stream(images.device)
+        side = torch.cuda.Stream(device=images.device)
+        side.wait_stream(current)
+        with torch.cuda.stream(side):  # warm-up outside the capture (lazy initialisation, library workspaces)
+            for _ in range(2):
+                run()
+        current.wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread_local: CUDA calls of other threads (DataLoader pin-memory) do not invalidate the capture.
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            static_out = run()
+        return graph, static_in, static_out
+
+    @staticmethod
+    def _clone(out: _Outputs) -> _Outputs:
+        x, size, source = out
+        if not x.is_cuda:
+            return out
+        return x.clone(), size.clone(), None if source is None else source.clone()
+
+
 class RegionEncoder(nn.Module):
     """Frozen (by default) CLIP ViT with token merging in every block; outputs cls + region tokens.
 
@@ -213,6 +424,8 @@ class RegionEncoder(nn.Module):
         trainable_blocks: int = 0,
         keep_source: bool = False,
         proportional_attention: bool = True,
+        attention: str = "mask",
+        compile: str = "none",
     ) -> None:
         """Wraps an open_clip vision tower.
 
@@ -233,15 +446,37 @@ class RegionEncoder(nn.Module):
             proportional_attention: Add ``log(size)`` of every key to the attention logits once tokens
                 have been merged, as ToMe does (on by default; the paper uses ToMe as published).
                 Alternative: False, plain attention over merged tokens.
+            attention: How the log-size bias enters attention (same logits, an implementation choice):
+                ``"mask"`` (default) an additive mask; ``"folded"`` one extra q/k channel (head dim padded to a
+                multiple of 8, ``scale`` passed explicitly), so that SDPA can take its flash kernel on a GPU.
+                Folding needs the packed projection of ``nn.MultiheadAttention`` (every released CLIP ViT); other
+                attention modules use the mask. Default "mask": the only GPU measurement so far (H200, eager)
+                found folding no faster; the two forms are measured side by side by ``scripts/gpu_check.sh``.
+            compile: ``"none"`` (default, eager); ``"merge"`` ``torch.compile`` of the ToMe merge steps only
+                (fewer kernels per merge, one quick compilation with dynamic shapes); ``"reduce-overhead"``
+                ``torch.compile`` of the whole forward (CUDA graphs on a GPU through the compiler); ``"cuda-graphs"``
+                our own CUDA graph per input shape, replayed (frozen encoders only, ``trainable_blocks=0``; eager on
+                a CPU). Each compiles or captures on the first call of an input shape/dtype (at most
+                ``MAX_SIGNATURES``), logs the time taken (:attr:`compile_seconds`), and falls back to eager with a
+                warning if compilation or capture fails. Our option for launch-bound GPUs.
 
         Raises:
             TypeError: If ``visual`` is not an open_clip ``VisionTransformer``.
             NotImplementedError: For towers with attentional pooling, patch dropout, non-cls pooling or
                 unsupported attention variants.
-            ValueError: For a bad ``r`` or ``trainable_blocks``.
+            ValueError: For a bad ``r``, ``trainable_blocks``, ``attention`` or ``compile``.
         """
         super().__init__()
         _check_visual(visual)
+        if attention not in ATTENTION_FORMS:
+            raise ValueError(f"attention must be one of {ATTENTION_FORMS}, got {attention!r}.")
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}.")
+        if compile == "cuda-graphs" and trainable_blocks != 0:
+            raise ValueError(
+                f"compile='cuda-graphs' needs a frozen encoder (trainable_blocks=0), got trainable_blocks="
+                f"{trainable_blocks}; use compile='reduce-overhead' to train backbone blocks."
+            )
         self.visual = visual
         blocks = visual.transformer.resblocks
         self.num_layers = len(blocks)
@@ -254,6 +489,9 @@ class RegionEncoder(nn.Module):
         self.trainable_blocks = trainable_blocks
         self.keep_source = keep_source
         self.proportional_attention = proportional_attention
+        self.attention = attention
+        self.compile_mode = compile
+        self._runner = None if compile == "none" else _Runner(compile)
 
         # Which parts run without autograd and stay in eval mode.
         self._embed_frozen = trainable_blocks != -1
@@ -340,7 +578,20 @@ class RegionEncoder(nn.Module):
         for p in self.visual.parameters():
             if not p.requires_grad:
                 p.data = p.data.to(dtype)
+        if self._runner is not None:
+            self._runner.reset()  # compiled code and graphs were made for the old weights
         return self
+
+    def _apply(self, fn: Callable, *args: Any, **kwargs: Any) -> RegionEncoder:
+        # .to()/.cuda()/.half() replace the weights: compiled code and captured graphs must be made again.
+        if self._runner is not None:
+            self._runner.reset()
+        return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def compile_seconds(self) -> dict[tuple, float]:
+        """Wall time of every compilation/capture so far, by input signature (shape first); empty when eager."""
+        return dict(self._runner.seconds) if self._runner is not None else {}
 
     def train(self, mode: bool = True) -> RegionEncoder:
         """Sets the training mode, but keeps frozen parts in eval mode (no dropout there).
@@ -387,20 +638,47 @@ class RegionEncoder(nn.Module):
         source: torch.Tensor | None,
         r: int,
         merged: bool,
+        merge: Callable = merge_step,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         # Before any merge all sizes are 1 and the bias would be 0: skip it, which keeps the flash
         # kernel usable and the r = 0 path identical to open_clip.
-        bias = proportional_attention_bias(size, x.dtype) if (merged and self.proportional_attention) else None
-        out, metric = _attention(block.attn, block.ln_1(x), bias)  # [N, T, W], [N, T, Dh]
+        log_size = size.log() if (merged and self.proportional_attention) else None  # [N, T]
+        out, metric = _attention(block.attn, block.ln_1(x), log_size, self.attention, metric=r > 0)
         if hasattr(block, "ln_attn"):
             out = block.ln_attn(out)
         x = x + block.ls_1(out)
         if r > 0:
-            matching = bipartite_soft_matching(metric, r, protect_first=True)
-            x, size = merge_weighted_average(x, size, matching)  # [N, T - r, W], [N, T - r]
-            if source is not None:
-                source = merge_source(source, matching)  # [N, T - r, 1 + P]
+            x, size, source = merge(x, size, source, metric, r)  # [N, T - r, W], [N, T - r], [N, T - r, 1 + P]
         x = x + block.ls_2(block.mlp(block.ln_2(x)))
+        return x, size, source
+
+    def _tokens(
+        self, images: torch.Tensor, merge: Callable = merge_step
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The whole tensor computation (what ``compile`` compiles or captures): images to tokens, size, source.
+
+        ``merge`` is the ToMe step (:func:`~alt_lightning.model.tome.merge_step` or its compiled form).
+        """
+
+        def autograd_off(frozen: bool) -> contextlib.AbstractContextManager:
+            # Only switch autograd off; never switch it on inside a caller's no_grad/inference_mode.
+            return torch.no_grad() if frozen else contextlib.nullcontext()
+
+        v = self.visual
+        with autograd_off(self._embed_frozen):
+            x = self._embed(images)  # [N, 1 + P, W]
+        n, t0, _ = x.shape
+        size = torch.ones(n, t0, device=x.device, dtype=torch.float32)  # [N, T]
+        source = initial_source(n, t0, x.device, x.dtype) if self.keep_source else None
+        merged = False
+        for i, (block, r) in enumerate(zip(v.transformer.resblocks, self.r_schedule, strict=True)):
+            with autograd_off(i < self._num_frozen_blocks):
+                x, size, source = self._block(block, x, size, source, r, merged, merge)
+            merged = merged or r > 0
+        with autograd_off(self._head_frozen):
+            x = v.ln_post(x)  # [N, 1 + R, W]
+            if v.proj is not None:
+                x = x @ v.proj  # [N, 1 + R, C]
         return x, size, source
 
     def forward(self, images: torch.Tensor) -> RegionTokens:
@@ -419,25 +697,5 @@ class RegionEncoder(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [N, 3, H, W], got shape {tuple(images.shape)}.")
         self._check_size(tuple(images.shape[-2:]))
-
-        def autograd_off(frozen: bool) -> contextlib.AbstractContextManager:
-            # Only switch autograd off; never switch it on inside a caller's no_grad/inference_mode.
-            return torch.no_grad() if frozen else contextlib.nullcontext()
-
-        v = self.visual
-        schedule = self.r_schedule
-        with autograd_off(self._embed_frozen):
-            x = self._embed(images)  # [N, 1 + P, W]
-        n, t0, _ = x.shape
-        size = torch.ones(n, t0, device=x.device, dtype=torch.float32)  # [N, T]
-        source = initial_source(n, t0, x.device, x.dtype) if self.keep_source else None
-        merged = False
-        for i, (block, r) in enumerate(zip(v.transformer.resblocks, schedule, strict=True)):
-            with autograd_off(i < self._num_frozen_blocks):
-                x, size, source = self._block(block, x, size, source, r, merged)
-            merged = merged or r > 0
-        with autograd_off(self._head_frozen):
-            x = v.ln_post(x)  # [N, 1 + R, W]
-            if v.proj is not None:
-                x = x @ v.proj  # [N, 1 + R, C]
+        x, size, source = self._tokens(images) if self._runner is None else self._runner(self, images)
         return RegionTokens(tokens=x, size=size, source=source)

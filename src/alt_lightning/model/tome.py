@@ -22,7 +22,7 @@ without autograd (they are discrete); the merged values stay differentiable with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -34,9 +34,11 @@ __all__ = [
     "Matching",
     "bipartite_soft_matching",
     "clamp_r",
+    "compiled_merge_step",
     "initial_source",
     "merge_schedule",
     "merge_source",
+    "merge_step",
     "merge_tokens",
     "merge_weighted_average",
     "proportional_attention_bias",
@@ -147,7 +149,7 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, protect_first: bool = 
     Raises:
         ValueError: If ``r`` exceeds the admissible count for this sequence length.
     """
-    t = metric.shape[1]
+    n, t = metric.shape[:2]
     if r > clamp_r(r, t, protect_first):
         raise ValueError(
             f"cannot merge r={r} of {t} tokens (at most {clamp_r(t, t, protect_first)}); clamp r first with clamp_r()."
@@ -156,20 +158,20 @@ def bipartite_soft_matching(metric: torch.Tensor, r: int, protect_first: bool = 
     # the product back to bf16 (near-identical background patches then tie), so it is switched off here.
     with autocast_off(metric.device):
         unit = F.normalize(metric.float(), dim=-1)
-        set_a, set_b = unit[:, 0::2], unit[:, 1::2]  # [N, Ta, Dk], [N, Tb, Dk]
-        scores = set_a @ set_b.transpose(1, 2)  # [N, Ta, Tb] cosine similarities
+        scores = unit[:, 0::2] @ unit[:, 1::2].transpose(1, 2)  # [N, Ta, Tb] cosine similarities (A even, B odd)
     if protect_first:
         scores[:, 0, :] = float("-inf")
     best_score, best_dst = scores.max(dim=-1)  # [N, Ta], [N, Ta]
-    ranked = best_score.argsort(dim=-1, descending=True)  # [N, Ta] most similar first
-    src_a = ranked[:, :r]  # [N, r] A indices merged away
+    ranked = best_score.argsort(dim=-1, descending=True)  # [N, Ta] A indices, most similar first
+    # Every index below is built with as few kernels as possible (each one is a launch on a GPU, 12 times per
+    # frame batch): A index i sits at input position 2 i, B index j at 2 j + 1.
+    a_pos = ranked * 2  # [N, Ta] input positions of A, ranked
     # Sorting the survivors keeps spatial order and puts the protected cls token back at the front.
-    keep_a = ranked[:, r:].sort(dim=-1).values  # [N, Ta - r]
-    dst_b = best_dst.gather(1, src_a)  # [N, r] B indices receiving them
-    n, num_b = metric.shape[0], set_b.shape[1]
-    b_pos = torch.arange(num_b, device=metric.device).mul(2).add(1).expand(n, -1)  # [N, Tb]
-    order = torch.cat([keep_a * 2, b_pos], dim=1)  # [N, T - r]
-    return Matching(order=order, src=src_a * 2, dst=dst_b + keep_a.shape[1])
+    keep_pos = a_pos[:, r:].sort(dim=-1).values  # [N, Ta - r]
+    dst = best_dst.gather(1, ranked[:, :r]) + keep_pos.shape[1]  # [N, r] output positions of the receivers
+    b_pos = torch.arange(1, t, 2, device=metric.device).expand(n, -1)  # [N, Tb]
+    order = torch.cat([keep_pos, b_pos], dim=1)  # [N, T - r]
+    return Matching(order=order, src=a_pos[:, :r], dst=dst)
 
 
 def _rows(index: torch.Tensor, d: int) -> torch.Tensor:
@@ -188,9 +190,9 @@ def merge_tokens(x: torch.Tensor, matching: Matching) -> torch.Tensor:
         ``[N, T - r, D]`` in the matching's output order, receivers holding the sums.
     """
     d = x.shape[-1]
-    out = x.gather(1, _rows(matching.order, d))  # [N, T - r, D]
+    out = x.gather(1, _rows(matching.order, d))  # [N, T - r, D] a new tensor: add into it in place
     moved = x.gather(1, _rows(matching.src, d))  # [N, r, D]
-    return out.scatter_add(1, _rows(matching.dst, d), moved)
+    return out.scatter_add_(1, _rows(matching.dst, d), moved)
 
 
 def merge_weighted_average(
@@ -214,16 +216,17 @@ def merge_weighted_average(
     d = x.shape[-1]
     size = size.float()
     src_size = size.gather(1, matching.src)  # [N, r]
-    new_size = size.gather(1, matching.order).scatter_add(1, matching.dst, src_size)  # [N, T - r]
-    out = x.gather(1, _rows(matching.order, d))  # [N, T - r, D]
+    new_size = size.gather(1, matching.order).scatter_add_(1, matching.dst, src_size)  # [N, T - r]
+    out = x.gather(1, _rows(matching.order, d))  # [N, T - r, D] a new tensor: updated in place below
     # The r-row update runs in at least float32: half-precision weights lose digits.
     acc = torch.promote_types(x.dtype, torch.float32)
     x_src = x.gather(1, _rows(matching.src, d)).to(acc)  # [N, r, D]
     x_dst = out.gather(1, _rows(matching.dst, d)).to(acc)  # [N, r, D] values before the merge
     weight = src_size.to(acc) / new_size.gather(1, matching.dst).to(acc)  # [N, r] (sizes are exact)
     delta = (x_src - x_dst) * weight.unsqueeze(-1)  # [N, r, D]
-    out = out.scatter_add(1, _rows(matching.dst, d), delta.to(x.dtype))
-    return out, new_size
+    if out.requires_grad:  # autograd saved ``out`` for the gather of x_dst: add out of place (one more copy)
+        return out.scatter_add(1, _rows(matching.dst, d), delta.to(x.dtype)), new_size
+    return out.scatter_add_(1, _rows(matching.dst, d), delta.to(x.dtype)), new_size
 
 
 def merge_source(source: torch.Tensor, matching: Matching) -> torch.Tensor:
@@ -237,6 +240,44 @@ def merge_source(source: torch.Tensor, matching: Matching) -> torch.Tensor:
         ``[N, T - r, T0]`` 0/1 map (merged groups are disjoint, so sums stay 0/1).
     """
     return merge_tokens(source, matching)
+
+
+def merge_step(
+    x: torch.Tensor, size: torch.Tensor, source: torch.Tensor | None, metric: torch.Tensor, r: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """One ToMe step with the cls token protected: matching, size-weighted merge and source merge.
+
+    Args:
+        x: ``[N, T, D]`` token values.
+        size: ``[N, T]`` token sizes.
+        source: ``[N, T, T0]`` source map, or None.
+        metric: ``[N, T, Dk]`` similarity features.
+        r: Tokens to remove (admissible, see :func:`clamp_r`).
+
+    Returns:
+        ``(x [N, T - r, D], size [N, T - r], source [N, T - r, T0] or None)``.
+    """
+    matching = bipartite_soft_matching(metric, r, protect_first=True)
+    x, size = merge_weighted_average(x, size, matching)
+    return x, size, (None if source is None else merge_source(source, matching))
+
+
+_COMPILED_MERGE_STEP: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] | None = None
+
+
+def compiled_merge_step(
+    x: torch.Tensor, size: torch.Tensor, source: torch.Tensor | None, metric: torch.Tensor, r: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """:func:`merge_step` through ``torch.compile`` (dynamic shapes: one compilation serves every layer's length).
+
+    The compiler fuses the normalisation, index arithmetic, gathers and the weighted update into a few kernels;
+    the sorts and the similarity product stay library calls. Same math as :func:`merge_step` (floating-point results
+    may differ in the last bits where the compiler reorders a reduction).
+    """
+    global _COMPILED_MERGE_STEP
+    if _COMPILED_MERGE_STEP is None:
+        _COMPILED_MERGE_STEP = torch.compile(merge_step, dynamic=True)
+    return _COMPILED_MERGE_STEP(x, size, source, metric, r)
 
 
 def initial_source(batch: int, num_tokens: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
