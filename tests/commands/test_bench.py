@@ -15,7 +15,8 @@ def _args(**kw) -> argparse.Namespace:
     base = {
         "preset": None, "model_name": None, "frames": None, "r": None, "adapter_layers": None, "batch": 2,
         "train_batch": None, "views": 3, "corpus_size": 12, "num_classes": 4, "precision": "fp32", "device": "cpu",
-        "compile": False, "frozen_cast": False, "baseline": False, "steps": 1, "warmup": 0, "json": None,
+        "attention": "mask", "compile": "none", "variants": ["mask:none"], "count_ops": False, "no_train": False,
+        "frozen_cast": False, "baseline": False, "steps": 1, "warmup": 0, "json": None,
     }  # fmt: skip
     return argparse.Namespace(**{**base, **kw})
 
