@@ -35,7 +35,7 @@ def require_extra(module: str, extra: str, what: str) -> None:
 
 
 class WandbLogger(_LightningWandbLogger):
-    """Lightning's ``WandbLogger`` (same arguments); without ``wandb`` installed, one line naming the ``[wandb]`` extra.
+    """Lightning's ``WandbLogger`` (same arguments); without ``wandb``, one line naming the ``[wandb]`` extra.
 
     Args:
         **kwargs: Arguments of :class:`lightning.pytorch.loggers.WandbLogger` (``project``, ``name``, ``save_dir``,
@@ -48,7 +48,7 @@ class WandbLogger(_LightningWandbLogger):
 
 
 class MLFlowLogger(_LightningMLFlowLogger):
-    """Lightning's ``MLFlowLogger`` (same arguments); without ``mlflow`` installed, one line naming the ``[mlflow]`` extra.
+    """Lightning's ``MLFlowLogger`` (same arguments); without ``mlflow``, one line naming the ``[mlflow]`` extra.
 
     Args:
         **kwargs: Arguments of :class:`lightning.pytorch.loggers.MLFlowLogger` (``experiment_name``, ``run_name``,
