@@ -10,8 +10,9 @@ r"""``alt protocol``: run a paper protocol into one table and one JSON (resumabl
     alt protocol show runs/protocols/few_shot_ucf101/results.json
 
 Arguments after ``--`` go to every run unchanged (e.g. ``-- --trainer.max_epochs=10``). Results go to
-``<out>/results.json`` (default ``runs/protocols/<name>``, ``<name>`` the last config's file name); running the same
-command again skips the units already done.
+``<out>/results.json`` (default ``runs/protocols/<name>``, ``<name>`` the last config's file name), with a picture
+beside it (``few_shot.png``, ``zero_shot.png`` or ``base_to_novel.png``; needs matplotlib, the ``[viz]`` extra);
+running the same command again skips the units already done.
 """
 
 from __future__ import annotations

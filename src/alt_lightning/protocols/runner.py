@@ -11,7 +11,8 @@
 Each unit runs in-process through :func:`alt_lightning.cli.run_cli` (same parsing, checkpoint-restored settings,
 callbacks and loggers as the ``alt`` command), logs into ``<out>/units/<unit>/``, and is stored in
 ``<out>/results.json`` as soon as it finishes; a second run skips finished units (a fit interrupted half way resumes
-from its ``last.ckpt``).
+from its ``last.ckpt``). When every unit has run, the table is printed and the protocol's picture is written beside
+the JSON (:mod:`alt_lightning.protocols.plots`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from alt_lightning.protocols.plots import write_plots
 from alt_lightning.protocols.report import (
     B2N_METRICS,
     EVAL_METRICS,
@@ -413,7 +415,7 @@ class ProtocolRunner:
         return record
 
     def run(self) -> dict[str, Any]:
-        """Run every unit not yet done; print the table; return the results."""
+        """Run every unit not yet done; print the table, write the protocol's picture; return the results."""
         results = self.load_or_create()
         # Unit ids do not encode every argument (published K600 subsets and seeded draws are both "split<k>", drawn
         # and published few-shot lists both "K<k>/seed<s>"): a finished unit counts only if it ran with these args.
@@ -452,6 +454,8 @@ class ProtocolRunner:
             results["manifests"][unit.id] = record["manifests"]
             self.save(results)
         print_results(results, self.console)
+        for path in write_plots(results, self.spec.out, self.console):
+            self.console.print(f"plot: {path}", markup=False)
         return results
 
 
