@@ -13,12 +13,9 @@ import torch.nn.functional as F
 
 from alt_lightning.cli import _is_video_predict, main
 from alt_lightning.commands.predict import (
-    EntityEvidence,
     _video_dataset,
     build_model,
     build_parser,
-    entity_evidence,
-    explain_class,
     parse_labels,
     png_names,
     predict_videos,
@@ -45,27 +42,6 @@ def test_parse_labels(tmp_path: Path) -> None:
         parse_labels("missing_file.txt")
     with pytest.raises(ValueError, match="duplicate"):
         parse_labels("a,b,a")
-
-
-def test_entity_evidence_and_class_explanations_by_hand() -> None:
-    names = ["hand", "ball", "grass"]
-    ids = torch.tensor([[0, 1, 1, 2]])  # [T=1, R=4]
-    conf = torch.tensor([[0.9, 0.6, 0.8, 0.5]])
-    sizes = torch.tensor([[2.0, 1.0, 1.0, 4.0]])  # patches per region: 8 in all
-    ev = entity_evidence(ids, conf, sizes, names)
-    assert [(e.name, e.regions) for e in ev] == [("grass", 1), ("hand", 1), ("ball", 2)]
-    assert [e.share for e in ev] == pytest.approx([0.5, 0.25, 0.25])
-    assert [e.confidence for e in ev] == pytest.approx([0.5, 0.9, 0.7])
-    # Entity 1 ("ball") is the text closest to class 0, "grass" to class 1, "hand" is as close to both.
-    ent = F.normalize(torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), dim=-1)
-    cls = F.normalize(torch.tensor([[1.0, 0.0, 0.2], [0.0, 1.0, 0.2]]), dim=-1)
-    top = explain_class(ev, ent, cls, class_index=0, top=3)
-    assert [e.name for e, _ in top] == ["ball"]  # grass is specific to the other class, hand to neither
-    spec = float(cls[0] @ ent[1] - (cls @ ent[1]).mean())
-    assert top[0][1] == pytest.approx(0.25 * 0.7 * spec)
-    assert [e.name for e, _ in explain_class(ev, ent, cls, class_index=1)] == ["grass"]
-    assert explain_class([], ent, cls, 0) == []
-    assert isinstance(ev[0], EntityEvidence)
 
 
 def test_cli_dispatch_between_video_predict_and_lightning_predict() -> None:
