@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from alt_lightning.cli import main, parse_config
+from alt_lightning.cli import main
+from alt_lightning.lightning.cli import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"

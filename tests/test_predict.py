@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alt_lightning.cli import _is_video_predict, main
+from alt_lightning.cli import main
 from alt_lightning.commands.predict import (
     EntityEvidence,
     _video_dataset,
@@ -19,6 +19,7 @@ from alt_lightning.commands.predict import (
     build_parser,
     entity_evidence,
     explain_class,
+    is_video_predict,
     parse_labels,
     png_names,
     predict_videos,
@@ -69,18 +70,18 @@ def test_entity_evidence_and_class_explanations_by_hand() -> None:
 
 
 def test_cli_dispatch_between_video_predict_and_lightning_predict() -> None:
-    assert _is_video_predict(["clip.mp4", "--labels", "a,b"])
-    assert _is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
-    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
-    assert _is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
-    assert not _is_video_predict([])
+    assert is_video_predict(["clip.mp4", "--labels", "a,b"])
+    assert is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
+    assert not is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
+    assert not is_video_predict([])
 
 
 def test_video_predict_detected_with_the_checkpoint_before_the_video() -> None:
     # `alt predict --ckpt X.ckpt clip.mp4` (labels from the checkpoint) is the per-video command, not LightningCLI's.
-    assert _is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
-    assert _is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
-    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
+    assert is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
+    assert not is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
 
 
 def _zero_shot_args(weights: Path, corpus: Path, **kw) -> Namespace:
