@@ -249,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: list[str] = []
     for split in cfg.splits:
         try:
-            per_split[split] = dm.split_records(split)  # what a run reads: class subset and few-shot draw applied
+            # What a run reads (class subset and few-shot draw applied); decoding needs no labels (Kinetics test.csv).
+            per_split[split] = dm.split_records(split, unlabelled_ok=True)
         except Exception as e:  # one split's annotations may be absent (e.g. Kinetics test.csv)
             errors.append(f"{split}: {e}")
     paths = sorted({r.path for records in per_split.values() for r in records})
