@@ -11,11 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alt_lightning.cli import _is_video_predict, main
+from alt_lightning.cli import main
 from alt_lightning.commands.predict import (
     _video_dataset,
     build_model,
     build_parser,
+    is_video_predict,
     parse_labels,
     png_names,
     predict_videos,
@@ -45,18 +46,18 @@ def test_parse_labels(tmp_path: Path) -> None:
 
 
 def test_cli_dispatch_between_video_predict_and_lightning_predict() -> None:
-    assert _is_video_predict(["clip.mp4", "--labels", "a,b"])
-    assert _is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
-    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
-    assert _is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
-    assert not _is_video_predict([])
+    assert is_video_predict(["clip.mp4", "--labels", "a,b"])
+    assert is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
+    assert not is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
+    assert not is_video_predict([])
 
 
 def test_video_predict_detected_with_the_checkpoint_before_the_video() -> None:
     # `alt predict --ckpt X.ckpt clip.mp4` (labels from the checkpoint) is the per-video command, not LightningCLI's.
-    assert _is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
-    assert _is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
-    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
+    assert is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
+    assert not is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
 
 
 def _zero_shot_args(weights: Path, corpus: Path, **kw) -> Namespace:

@@ -154,49 +154,35 @@ def _import(class_path: str) -> type:
 def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any, dict[str, Any]]:
     """The module (eval mode) and the data settings (``num_frames``, ``test_clips``) to sample with.
 
-    The frame count is decided first (``--num_frames``, else the checkpoint's or the config's, else 8), since it
-    sizes the model's temporal tables.
+    The configs and the checkpoint are read as ``alt test --config ... --ckpt_path`` reads them (the CLI's parser,
+    nothing else instantiated): the checkpoint's model settings under the configs', its data settings when the
+    configs name no DataModule, its model class over a config's. The frame count is decided first (``--num_frames``,
+    else the checkpoint's, else the data's), since it sizes the model's temporal tables.
     """
-    from alt_lightning.lightning.module import ALTModule
+    from alt_lightning.lightning.checkpoints import read_checkpoint
+    from alt_lightning.lightning.cli import parse_config
+    from alt_lightning.lightning.module import expect_checkpoint
 
     overrides = {k: getattr(args, k) for k in ("model_name", "pretrained", "corpus") if getattr(args, k) is not None}
-    frames = getattr(args, "num_frames", None)
-    if args.ckpt:
-        from alt_lightning.datamodules.legacy import upgrade_data_hparams
-
-        saved = torch.load(args.ckpt, weights_only=True, map_location="cpu")
-        hp = dict(saved.get("hyper_parameters") or {})
-        data = upgrade_data_hparams(dict(saved.get("datamodule_hyper_parameters") or {}))
-        data["num_frames"] = frames or hp.get("num_frames") or data.get("num_frames") or 8
-        cls = _import(hp["_class_path"]) if "_class_path" in hp else ALTModule
-        labels = labels or list((saved.get("alt") or {}).get("class_names") or hp.get("class_names") or [])
+    saved = read_checkpoint(args.ckpt) if args.ckpt else None
+    if saved is not None:
+        labels = labels or saved.class_names
         if not labels:
             raise ValueError(f"{args.ckpt} stores no class names: pass --labels.")
-        if args.r is not None:  # ToMe r has no weights of its own: entity-query checkpoints run at any r
-            overrides["encoder"] = {**(hp.get("encoder") or {}), "r": args.r}
-        model = cls.load_from_checkpoint(
-            args.ckpt,
-            map_location="cpu",
-            weights_only=True,
-            class_names=labels,
-            num_frames=data["num_frames"],
-            **overrides,
-        )
-    else:
-        if not labels:
-            raise ValueError("--labels is required without --ckpt.")
-        from alt_lightning.cli import parse_config
-
-        # The configs as `alt fit` composes them (defaults filled in): the model's settings and the data's frames.
-        cfg = parse_config(["predict", *(a for c in args.config or [] for a in ("--config", str(c)))])
-        cls = _import(cfg.model.class_path)
-        skip = ("optimizer", "scheduler", "class_names")
-        init = {k: v for k, v in cfg.model.init_args.as_dict().items() if k not in skip}
-        init.update(overrides)
-        if args.r is not None:
-            init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
-        data = cfg.data.init_args.as_dict() if cfg.get("data") is not None else {}
-        data["num_frames"] = init["num_frames"] = frames or data.get("num_frames") or 8
+    elif not labels:
+        raise ValueError("--labels is required without --ckpt.")
+    configs = [a for c in args.config or [] for a in ("--config", str(c))]
+    cfg = parse_config(["predict", *configs, *([f"--ckpt_path={args.ckpt}"] if args.ckpt else [])])
+    cls = _import(cfg.model.class_path)
+    skip = ("optimizer", "scheduler", "class_names")
+    init = {k: v for k, v in cfg.model.init_args.as_dict().items() if k not in skip}
+    init.update(overrides)
+    if args.r is not None:  # ToMe r has no weights of its own: entity-query checkpoints run at any r
+        init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
+    data = cfg.data.init_args.as_dict() if cfg.get("data") is not None else {}
+    frames = getattr(args, "num_frames", None) or (saved.model_args.get("num_frames") if saved else None)
+    data["num_frames"] = init["num_frames"] = frames or data.get("num_frames") or 8
+    if saved is None:
         model = cls(class_names=labels, **init)
         adapter = model.model.adapter
         if getattr(adapter, "gamma", None) is not None:
@@ -204,6 +190,15 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
             adapter.gamma.data.zero_()
         else:
             print("warning: no checkpoint and no cls residual: the adapter is untrained (random).", file=sys.stderr)
+    else:
+        # The trainable weights come from the checkpoint (init_weights: checked against the backbone, as alt test).
+        with expect_checkpoint(saved.path, saved.meta) as expected:
+            try:
+                model = cls(class_names=labels, **{**init, "init_weights": saved.path})
+            except Exception:
+                if expected.error is not None:
+                    raise expected.error from None
+                raise
     model.eval()
     return model, data
 
@@ -352,8 +347,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def is_video_predict(argv: list[str]) -> bool:
+    """``alt predict VIDEO ...`` (or ``--videos``/``--labels``/``--ckpt``): per-video prediction; else LightningCLI's.
+
+    ``--ckpt`` belongs only to the per-video command (LightningCLI's is ``--ckpt_path``), so ``alt predict --ckpt X.ckpt
+    clip.mp4`` (class names from the checkpoint) is routed here too.
+    """
+    if any(a.split("=")[0] in ("--videos", "--labels", "--ckpt") for a in argv):
+        return True
+    return bool(argv) and not argv[0].startswith("-")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``alt predict VIDEO...``."""
+    """Entry point of ``alt predict``: video files here, anything else LightningCLI's ``predict``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not is_video_predict(argv):
+        from alt_lightning.commands.trainer import run_predict
+
+        return run_predict(argv)
     args = build_parser().parse_args(argv)
     videos = [*args.videos, *args.more_videos]
     console = Console()

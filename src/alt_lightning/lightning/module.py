@@ -35,6 +35,10 @@ from alt_lightning.model.config import ALTConfig
 
 log = logging.getLogger(__name__)
 
+#: Video counts of an evaluation (``<stage>/videos_<name>``, see :meth:`ALTModule.video_counts`):
+#: listed = evaluated + failed + missing + not_run.
+VIDEO_COUNTS = ("listed", "evaluated", "failed", "missing", "not_run")
+
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint does not fit the model built to load it (other backbone, other class, other settings)."""
