@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from jsonargparse import Namespace
 
-from alt_lightning.cli import parse_config
+from alt_lightning.lightning.cli import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 PIECES = {"wandb": REPO / "configs/trainer/wandb.yaml", "mlflow": REPO / "configs/trainer/mlflow.yaml"}
