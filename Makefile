@@ -26,9 +26,10 @@ test: install ## Run the default test suite (no slow or GPU tests)
 test-slow: install ## Run the slow tests (CI runs them)
 	$(PY) -m pytest -q -m slow
 
-lint: install ## ruff check and format check
+lint: install ## ruff check, format check and the type checker (mypy on src/, settings in pyproject.toml)
 	$(VENV)/bin/ruff check src tests notebooks
 	$(VENV)/bin/ruff format --check src tests
+	$(PY) -m mypy
 
 format: install ## Apply ruff fixes and formatting
 	$(VENV)/bin/ruff check --fix src tests notebooks

@@ -29,7 +29,7 @@ from rich.table import Table
 from torch import nn
 
 from alt_lightning.model.alt import ALT
-from alt_lightning.model.backbone import load_clip
+from alt_lightning.model.backbone import ClipModel, load_clip
 from alt_lightning.model.build import build_alt, load_backbone
 from alt_lightning.model.config import PRESETS, ALTConfig
 from alt_lightning.model.flops import measure_flops
@@ -185,7 +185,7 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> Callable[[], A
     return lambda: torch.autocast(device.type, dtype=dtype)
 
 
-def _image_size(clip: nn.Module) -> int:
+def _image_size(clip: ClipModel) -> int:
     size = clip.visual.image_size
     return size[0] if isinstance(size, tuple) else size
 
@@ -204,7 +204,7 @@ def _measure_variant(
     config = bench_config(args, attention, compile_mode)
     model, clip = build_bench_model(config, args.corpus_size, args.num_classes)
     model.to(device)
-    if cast_frozen:
+    if cast_frozen and dtype is not None:
         model.encoder.cast_frozen_(dtype)  # what ALTModule does on a GPU with bf16 precision
     b, t, size = args.batch, config.num_frames, _image_size(clip)
     video = torch.randn(b, t, 3, size, size, device=device)
@@ -255,7 +255,8 @@ def _with_compile_stats(out: dict[str, Any], model: ALT, compile_mode: str) -> d
         out["compile_s"] = {"x".join(map(str, key[0])) + f" {key[1:]}": round(v, 3) for key, v in seconds.items()}
         out["compile_total_s"] = sum(seconds.values())
         runner = model.encoder._runner
-        out["compile_fallback"] = runner.failed or sorted(runner.warned) or None
+        if runner is not None:
+            out["compile_fallback"] = runner.failed or sorted(runner.warned) or None
     return out
 
 
@@ -367,7 +368,8 @@ def encoder_op_report(args: argparse.Namespace, device: torch.device, dtype: tor
             row["first_calls_s"] = time.perf_counter() - start
             if compile_mode != "none":
                 row["compile_total_s"] = sum(enc.compile_seconds.values())
-                row["compile_fallback"] = enc._runner.failed or sorted(enc._runner.warned) or None
+                runner = enc._runner
+                row["compile_fallback"] = (runner.failed or sorted(runner.warned) or None) if runner else None
             row.update(count_aten_ops(forward))
             rows.append(row)
             encoders.append(enc)

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from alt_lightning.data.decode import VideoDecodeError, VideoReader
 from alt_lightning.data.manifests import relative_path
 from alt_lightning.data.processes import main_module_hidden
+from alt_lightning.data.records import VideoRecord
 
 if TYPE_CHECKING:  # heavy imports (Lightning, jsonargparse) stay out of the checking worker processes
     from alt_lightning.datamodules.base import VideoDataModule
@@ -277,7 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         writer = csv.DictWriter(_rewrite(outputs[report]), fieldnames=REPORT_COLUMNS)
         writer.writeheader()
         for split, records in per_split.items():
-            good, reasons, damaged = [], Counter(), 0
+            good: list[VideoRecord] = []
+            reasons: Counter[str] = Counter()
+            damaged = 0
             for r in records:
                 res = dict(results[r.path])
                 if res["status"] == "ok" and res["reason"]:
@@ -305,8 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _rewrite(outputs[out]).write("".join(lines))
                 console.print(f"{split}: {len(good)} good videos listed in {out}")
     console.print(table)
-    for e in errors:
-        console.print(f"[red]{e}[/red]")
+    for message in errors:
+        console.print(f"[red]{message}[/red]")
     console.print(f"report: {report}")
     return 1 if any_bad else 0
 

@@ -321,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             train=mode == "train",
                             split=mode,
                             decode_threads=threads,
-                            **({"decoder": "torchcodec"} if reader == "torchcodec" else {}),
+                            decoder="torchcodec" if reader == "torchcodec" else "pyav",
                         )
                         r = time_loader(ds, workers=workers, batch_size=batch_size, batches=cfg.batches)
                         row = {"files": kind, "reader": reader, "mode": mode, "workers": workers, "threads": threads}

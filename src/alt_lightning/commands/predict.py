@@ -279,7 +279,7 @@ def predict_videos(
                     )
                 top.append(ClassPrediction(model.class_names[c], float(s), expl))
             png, heatmap = None, None
-            if draw and out.source is not None:
+            if draw and out.source is not None and png_dir is not None:
                 ent, conf = entity_patch_map(
                     out.source[0].cpu(), out.entity_ids[0].cpu(), out.confidence[0].cpu(), encoder.grid_size
                 )

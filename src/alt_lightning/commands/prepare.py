@@ -71,8 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     counts: Counter[str] = Counter()
-    columns = (TextColumn("preparing videos"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    columns += (TextColumn("{task.fields[counts]}"),)
+    columns = (
+        TextColumn("preparing videos"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[counts]}"),
+    )
     with Progress(*columns, console=console, disable=not cfg.progress) as bar:
         task = bar.add_task("prepare", total=None, counts="")
 

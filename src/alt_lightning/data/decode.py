@@ -26,10 +26,11 @@ import bisect
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import TracebackType
+from typing import Any
 
 import av
 import numpy as np
@@ -192,7 +193,9 @@ def _display_orientation(frame: av.VideoFrame) -> tuple[_Orientation, int, str |
     # reference each other, and a decoded frame left to the garbage collector keeps the decoder's threads alive
     # after close (a fork meanwhile, e.g. starting DataLoader workers, then deadlocks in FFmpeg).
     copy = frame.reformat(format="gray", width=2, height=2)
-    for side_data in copy.side_data:
+    # PyAV's stubs type side_data as a TypedDict (str keys); iterating it at run time yields SideData objects.
+    entries: Iterable[Any] = copy.side_data
+    for side_data in entries:
         if getattr(side_data.type, "name", "") == "DISPLAYMATRIX":
             matrix = np.frombuffer(bytes(side_data), dtype=np.int32)
     if matrix is None or matrix.size != 9:
@@ -232,6 +235,8 @@ class VideoReader:
         warnings: Every such problem met since open, in order.
         stats: :class:`DecodeStats` counters.
     """
+
+    info: VideoInfo  # read from the header when the file opens
 
     def __init__(
         self,
@@ -451,7 +456,7 @@ class VideoReader:
             stream = container.streams.best("video")
         except (av.FFmpegError, ValueError):
             stream = None
-        if stream is None:
+        if not isinstance(stream, av.VideoStream):
             # best() skips attached pictures (cover art); a file with only those has no video.
             container.close()
             raise VideoDecodeError(self.path, "no video stream", "the file holds no video track")
@@ -740,7 +745,7 @@ class VideoReader:
         self.warnings.append(issue)
 
 
-def decode_frames(path: str | os.PathLike[str], indices: Sequence[int], **kwargs: object) -> np.ndarray:
+def decode_frames(path: str | os.PathLike[str], indices: Sequence[int], **kwargs: Any) -> np.ndarray:
     """Open ``path``, decode ``indices`` (see :meth:`VideoReader.get`) and close it.
 
     Args:
@@ -751,17 +756,17 @@ def decode_frames(path: str | os.PathLike[str], indices: Sequence[int], **kwargs
     Returns:
         uint8 array ``[len(indices), H, W, 3]``.
     """
-    with VideoReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+    with VideoReader(path, **kwargs) as reader:
         return reader.get(indices)
 
 
-def probe_video(path: str | os.PathLike[str], **kwargs: object) -> VideoInfo:
+def probe_video(path: str | os.PathLike[str], **kwargs: Any) -> VideoInfo:
     """Read a video's :class:`VideoInfo` without decoding frames (demuxes packets only if needed).
 
     Raises:
         VideoDecodeError: As :class:`VideoReader`.
     """
-    with VideoReader(path, **kwargs) as reader:  # type: ignore[arg-type]
+    with VideoReader(path, **kwargs) as reader:
         return reader.info
 
 

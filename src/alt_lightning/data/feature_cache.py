@@ -519,7 +519,7 @@ def build_feature_cache(
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     shards: list[dict[str, Any]] = []
-    arrays: list[dict[str, np.ndarray]] = []
+    arrays: list[dict[str, np.memmap]] = []
     shape: dict[str, tuple[int, ...]] = {}  # per-item shapes, known from the first encoded batch
     rows_per_shard = 1
 
@@ -530,7 +530,12 @@ def build_feature_cache(
         rows_per_shard = max(1, shard_bytes // (int(np.prod(shape["tokens"])) * np.dtype(np_dtype).itemsize))
         for k in range(max(1, -(-n_items // rows_per_shard))):
             rows = min(rows_per_shard, n_items - k * rows_per_shard)
-            entry = {"rows": rows, "tokens": f"tokens_{k:05d}.npy", "sizes": f"sizes_{k:05d}.npy", "assignment": None}
+            entry: dict[str, Any] = {
+                "rows": rows,
+                "tokens": f"tokens_{k:05d}.npy",
+                "sizes": f"sizes_{k:05d}.npy",
+                "assignment": None,
+            }
             if store_source:
                 entry["assignment"] = f"assignment_{k:05d}.npy"
             dtypes = {"tokens": np_dtype, "sizes": np.uint16, "assignment": np.int16}

@@ -270,7 +270,7 @@ def _encode(src: str, tmp: str, out_format: str, s: PrepareSettings) -> tuple[in
             stream = inp.streams.best("video")
         except (av.FFmpegError, ValueError):
             stream = None
-        if stream is None or stream.codec_context is None:
+        if not isinstance(stream, av.VideoStream) or stream.codec_context is None:
             raise VideoDecodeError(src, "no video stream", "the file holds no decodable video track")
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = s.threads
@@ -279,7 +279,7 @@ def _encode(src: str, tmp: str, out_format: str, s: PrepareSettings) -> tuple[in
             raise VideoDecodeError(src, "unknown frame rate", "the file states no frame rate; pass --fps")
         out_rate = _out_rate(s.fps, rate)
         reported = int(stream.frames or 0)
-        frames = inp.decode(stream)
+        frames = inp.decode(stream)  # VideoFrames only: one video stream
         written = decoded = 0
         with av.open(tmp, "w", format=out_format) as out:
             ostream: av.video.stream.VideoStream | None = None

@@ -116,6 +116,8 @@ def write_video(path: str | Path, frames: np.ndarray, fps: int = 12, codec: str 
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec_name, rate=fps)
+        if not isinstance(stream, av.VideoStream):
+            raise ValueError(f"{codec_name!r} is not a video codec")
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = pix_fmt
         if codec == "h264":

@@ -504,6 +504,8 @@ class VideoDataModule(pl.LightningDataModule):
             raise FeatureCacheError("data.features is not set: no split is read from the feature cache.")
         model = self._feature_model()
         dataset, spec, trainer = self.cache_source(split), self.cache_spec(split), self.trainer
+        if trainer is None:
+            raise FeatureCacheError("The feature cache is built by a Trainer: attach the DataModule to one first.")
 
         def build(path: Path) -> FeatureCache:
             device = trainer.strategy.root_device

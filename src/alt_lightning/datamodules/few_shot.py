@@ -110,17 +110,17 @@ class FewShot:
         unknown: list[ManifestEntry] = []
         for e in manifest.entries:
             name = os.path.basename(e.item)
-            r = by_key.get(e.item) or by_key.get(name.lower()) or by_key.get(os.path.splitext(name)[0].lower())
-            if r is None:
+            found = by_key.get(e.item) or by_key.get(name.lower()) or by_key.get(os.path.splitext(name)[0].lower())
+            if found is None:
                 unknown.append(e)
                 continue
-            if r.label != e.label:
-                given = class_names[r.label] if 0 <= r.label < len(class_names) else "?"
+            if found.label != e.label:
+                given = class_names[found.label] if 0 <= found.label < len(class_names) else "?"
                 raise AnnotationError(
-                    f"{where}:{e.line}: {e.item} has label {e.label} but the dataset gives {r.label} ({given}). The "
-                    "list uses another class order: pass the matching dataset (and class subset) or fix the labels"
+                    f"{where}:{e.line}: {e.item} has label {e.label} but the dataset gives {found.label} ({given}). "
+                    "The list uses another class order: pass the matching dataset (and class subset) or fix the labels"
                 )
-            out.append(r)
+            out.append(found)
         if unknown:
             first = ", ".join(f"{e.item} (line {e.line})" for e in unknown[:5])
             raise AnnotationError(

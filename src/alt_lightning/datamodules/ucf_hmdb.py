@@ -57,6 +57,8 @@ class UCFHMDBDataModule(VideoDataModule):
         **kwargs: Sampling, transform and loader settings of :class:`VideoDataModule`.
     """
 
+    name: str  # "ucf101" or "hmdb51" (LightningDataModule declares it optional)
+
     def __init__(
         self, dataset: str = "ucf101", split: int = 1, root: str = ".", splits_dir: str | None = None, **kwargs: Any
     ) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from alt_lightning.model.alt import ALTOutput
+from alt_lightning.model.alt import ALT, ALTOutput
 from alt_lightning.model.region_encoder import region_assignment
 
 
@@ -201,6 +201,8 @@ def alignment_maps(module: nn.Module, video: torch.Tensor) -> tuple[ALTOutput, t
         ValueError: If the model has no alignment (``align=False``) or no regions (``region=False``).
     """
     model = module.model
+    if not isinstance(model, ALT):
+        raise TypeError(f"alignment_maps needs a module whose .model is ALT, got {type(model).__name__}.")
     if model.aligner is None:
         raise ValueError("This model has no entity alignment (align=False): there is nothing to draw.")
     if not model.region:

@@ -115,6 +115,12 @@ def evidence_colours(
     return {e.entity_id: PALETTE[j] for j, e in enumerate(evidence[:max_colours])}
 
 
+def _unit_rgb(colour: tuple[int, int, int]) -> tuple[float, float, float]:
+    """An RGB colour in 0-255 as matplotlib's 0-1 floats."""
+    r, g, b = colour
+    return r / 255, g / 255, b / 255
+
+
 def _percent(share: float) -> str:
     return f"{100 * share:.0f}%"
 
@@ -234,9 +240,9 @@ def overlay(
     # One opaque swatch per entity, framed in black: its colour never blends into a frame of the same colour.
     ph, pw = s_h / gh, s_w / gw
     side = max(3, int(min(ph, pw) * 0.5))
-    for e, (r, c) in swatch_cells(entity).items():
-        y0 = int((r + 0.5) * ph) - side // 2
-        x0 = int((c + 0.5) * pw) - side // 2
+    for e, (row, col) in swatch_cells(entity).items():
+        y0 = int((row + 0.5) * ph) - side // 2
+        x0 = int((col + 0.5) * pw) - side // 2
         out[max(y0 - 1, 0) : y0 + side + 1, max(x0 - 1, 0) : x0 + side + 1] = DARK
         out[max(y0, 0) : y0 + side, max(x0, 0) : x0 + side] = lut[e]
     return out
@@ -337,7 +343,7 @@ def _draw_figure(
         )
     drawn = [*(ax.title for ax in axes[0]), *(x for ax in axes[:, 0] for x in ax.texts)]
     if legend:
-        handles = [Patch(facecolor=np.array(e.colour) / 255, edgecolor="black", label=e.text) for e in legend]
+        handles = [Patch(facecolor=_unit_rgb(e.colour), edgecolor="black", label=e.text) for e in legend]
         box = fig.legend(
             handles=handles,
             loc="lower center",

@@ -70,15 +70,23 @@ class MeanClassAccuracy(Metric):
         return (self.correct[present].double() / self.support[present]).mean().float()
 
 
+def _all_gather(module: pl.LightningModule, tensor: torch.Tensor) -> torch.Tensor:
+    """``module.all_gather`` of one tensor: ``[W, ...]`` (Lightning's signature also admits collections)."""
+    out = module.all_gather(tensor)
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"all_gather of a tensor returned {type(out).__name__}")
+    return out
+
+
 def gather_variable(module: pl.LightningModule, tensor: torch.Tensor) -> torch.Tensor:
     """All-gather tensors whose first dimension differs between ranks (evaluation without padding)."""
     if module._trainer is None or module.trainer.world_size == 1:
         return tensor
     size = torch.tensor([tensor.shape[0]], device=module.device)
-    sizes = module.all_gather(size).reshape(-1)  # [W]
+    sizes = _all_gather(module, size).reshape(-1)  # [W]
     padded = torch.zeros((int(sizes.max()), *tensor.shape[1:]), dtype=tensor.dtype, device=module.device)
     padded[: tensor.shape[0]] = tensor
-    gathered = module.all_gather(padded)  # [W, max, ...]
+    gathered = _all_gather(module, padded)  # [W, max, ...]
     return torch.cat([gathered[r, : int(s)] for r, s in enumerate(sizes.tolist())])
 
 

@@ -151,10 +151,11 @@ class QueryAdapter(nn.Module):
         self.temporal_pos = nn.Parameter(torch.zeros(rows, dim))  # added to the keys of frame t
         nn.init.normal_(self.frame_pos, std=0.02)
         nn.init.normal_(self.temporal_pos, std=0.02)
-        self.temporal_conv = nn.Conv1d(dim, dim, 3, padding=1, groups=dim) if c.temporal_conv else None
-        if self.temporal_conv is not None:
-            nn.init.zeros_(self.temporal_conv.weight)  # starts as the identity through the residual
-            nn.init.zeros_(self.temporal_conv.bias)
+        self.temporal_conv: nn.Conv1d | None = None
+        if c.temporal_conv:
+            self.temporal_conv = nn.Conv1d(dim, dim, 3, padding=1, groups=dim)
+            for p in self.temporal_conv.parameters():  # weight and bias: starts as the identity through the residual
+                nn.init.zeros_(p)
         self.learned_queries: nn.Parameter | None = None  # [Q0, C], the align=False ablation only
         if not entity_queries:
             n_learn = c.learnable_queries or max(1, num_regions)
@@ -230,7 +231,9 @@ class QueryAdapter(nn.Module):
             pooled = (q * weights[..., None]).sum(1) / weights.sum(1, keepdim=True).clamp_min(1e-6)  # [B, C]
         else:
             pooled = q.mean(1)  # [B, C]
-        out = pooled if self.proj_out is None else self.proj_out(self.norm_out(pooled))  # [B, C]
+        out = pooled  # [B, C]
+        if self.norm_out is not None and self.proj_out is not None:  # both or neither (config.out_proj)
+            out = self.proj_out(self.norm_out(pooled))  # [B, C]
         if self.gamma is None:
             return out
         return cls.mean(1) + self.gamma * out  # the residual is CLIP's own mean frame embedding

@@ -92,6 +92,8 @@ class EntityAligner(nn.Module):
         ValueError: If the embeddings are not a non-empty ``[K, C]`` matrix.
     """
 
+    entities: torch.Tensor  # [K, C] buffer (register_buffer)
+
     def __init__(
         self,
         entity_embeddings: torch.Tensor,

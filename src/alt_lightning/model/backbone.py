@@ -18,6 +18,7 @@ from torch import nn
 
 # The weights hash lives beside the text-embedding cache it also keys (text/ never imports model/); stored in
 # checkpoints as the backbone's fingerprint.
+from alt_lightning.text.embeddings import ClipModel as ClipModel
 from alt_lightning.text.embeddings import fingerprint as fingerprint
 
 _REGISTERED = False
@@ -69,12 +70,12 @@ def preprocess_config(clip_model: nn.Module) -> PreprocessConfig:
         size = size[0]
     mean = tuple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN))
     std = tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD))
-    return PreprocessConfig(int(size), mean, std, str(cfg.get("interpolation", "bicubic")))  # type: ignore[arg-type]
+    return PreprocessConfig(int(size), mean, std, str(cfg.get("interpolation", "bicubic")))
 
 
 def load_clip(
     model_name: str, pretrained: str | None = None, *, device: str | torch.device = "cpu", seed: int | None = 0
-) -> nn.Module:
+) -> ClipModel:
     """Build an open_clip CLIP model and load its weights.
 
     Args:

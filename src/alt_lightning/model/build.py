@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
-from torch import nn
 
 from alt_lightning.model.adapter import QueryAdapter
 from alt_lightning.model.alignment import EntityAligner
 from alt_lightning.model.alt import ALT
-from alt_lightning.model.backbone import load_clip
+from alt_lightning.model.backbone import ClipModel, load_clip
 from alt_lightning.model.classifier import TextClassifier, class_prompts
 from alt_lightning.model.config import ALTConfig
 from alt_lightning.model.region_encoder import RegionEncoder
@@ -35,24 +34,24 @@ from alt_lightning.text.embeddings import cached_text_embeddings, class_text_emb
 class PartHooks(Protocol):
     """What builds ALT's four parts (:class:`ALTParts`, or an ``ALTModule`` and its subclasses)."""
 
-    def configure_backbone(self, clip: nn.Module) -> RegionEncoder:
+    def configure_backbone(self, clip: ClipModel) -> RegionEncoder:
         """The region encoder around ``clip.visual``."""
         ...
 
-    def configure_aligner(self) -> nn.Module:
+    def configure_aligner(self) -> EntityAligner:
         """The alignment head over the corpus (called only with ``config.align``)."""
         ...
 
-    def configure_adapter(self, encoder: RegionEncoder) -> nn.Module:
+    def configure_adapter(self, encoder: RegionEncoder) -> QueryAdapter:
         """The adapter from frame tokens to one video vector."""
         ...
 
-    def configure_classifier(self) -> nn.Module:
+    def configure_classifier(self) -> TextClassifier:
         """The classifier over the class names."""
         ...
 
 
-def load_backbone(config: ALTConfig, device: str | torch.device = "cpu", image_size: int | None = None) -> nn.Module:
+def load_backbone(config: ALTConfig, device: str | torch.device = "cpu", image_size: int | None = None) -> ClipModel:
     """The open_clip CLIP model of ``config`` (``pretrained=None``: random weights, seed 0).
 
     Args:
@@ -79,7 +78,7 @@ def load_backbone(config: ALTConfig, device: str | torch.device = "cpu", image_s
     return load_clip(config.model_name, config.pretrained, device=device)
 
 
-def clip_logit_scale(clip: nn.Module) -> float:
+def clip_logit_scale(clip: ClipModel) -> float:
     """CLIP's ``exp(logit_scale)`` (100 for OpenAI weights; 100 for a model without one or on ``meta``)."""
     scale = getattr(clip, "logit_scale", None)
     if not isinstance(scale, torch.Tensor) or scale.is_meta:
@@ -108,10 +107,12 @@ class ALTParts:
         clip_logit_scale: CLIP's ``exp(logit_scale)``, the scale of the classifier (and of the alignment by default).
     """
 
+    _clip: ClipModel  # set with object.__setattr__: never a submodule
+
     def __init__(
         self,
         config: ALTConfig,
-        clip: nn.Module,
+        clip: ClipModel,
         class_names: Sequence[str] | int,
         corpus_size: int | None = None,
         cache_dir: str | None = None,
@@ -151,7 +152,7 @@ class ALTParts:
         self.entity_units = list(corpus.units)
         return self.embed_texts(corpus.texts(self.config.entity_template))  # [K, C]
 
-    def configure_backbone(self, clip: nn.Module) -> RegionEncoder:
+    def configure_backbone(self, clip: ClipModel) -> RegionEncoder:
         """The region encoder around the CLIP vision tower."""
         c = self.config.encoder
         return RegionEncoder(
@@ -189,7 +190,7 @@ class ALTParts:
         return TextClassifier(self.class_embeddings(names), logit_scale=self.clip_logit_scale, class_names=names)
 
 
-def _joint_width(clip: nn.Module) -> int:
+def _joint_width(clip: ClipModel) -> int:
     """Width ``C`` of the joint image-text space (the visual projection's output)."""
     visual = clip.visual
     proj = getattr(visual, "proj", None)
@@ -201,7 +202,7 @@ def build_alt(
     class_names: Sequence[str] | int,
     *,
     corpus_size: int | None = None,
-    clip: nn.Module | None = None,
+    clip: ClipModel | None = None,
     parts: PartHooks | None = None,
     encoder: RegionEncoder | None = None,
     cache_dir: str | None = None,

@@ -74,6 +74,8 @@ class TextClassifier(nn.Module):
         class_names: The class names, kept for reports (optional).
     """
 
+    class_embeddings: torch.Tensor  # [N, C] buffer (register_buffer)
+
     def __init__(
         self,
         class_embeddings: torch.Tensor,

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from open_clip.transformer import Attention, VisionTransformer
+from open_clip.transformer import Attention, ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
 from alt_lightning.model.tome import (
@@ -156,7 +156,7 @@ def _folded_qkv(
     dh = w // heads
     dp = padded_head_dim(dh)
     weight = F.pad(attn.in_proj_weight.view(3, heads, dh, w), (0, 0, 0, dp - dh)).view(3 * heads * dp, w)
-    bias = attn.in_proj_bias
+    bias: torch.Tensor | None = attn.in_proj_bias
     if bias is not None:
         bias = F.pad(bias.view(3, heads, dh), (0, dp - dh)).view(-1)
     qkv = F.linear(x, weight, bias).view(n, t, 3, heads, dp)  # [N, T, 3, H, Dp], extra channels 0
@@ -168,7 +168,11 @@ def _folded_qkv(
 
 
 def _attention(
-    attn: nn.Module, x: torch.Tensor, log_size: torch.Tensor | None, form: str = "mask", metric: bool = True
+    attn: nn.MultiheadAttention | Attention,
+    x: torch.Tensor,
+    log_size: torch.Tensor | None,
+    form: str = "mask",
+    metric: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Self-attention of an open_clip block from its weights, returning the keys too.
 
@@ -417,6 +421,10 @@ class RegionEncoder(nn.Module):
         >>> out = enc(images)  # images [N, 3, 224, 224] -> out.tokens [N, 101, 512]
     """
 
+    # open_clip's tower, checked by _check_visual; declared so its (untyped) attributes are not read as
+    # nn.Module.__getattr__'s ``Tensor | Module``.
+    visual: VisionTransformer
+
     def __init__(
         self,
         visual: nn.Module,
@@ -478,7 +486,7 @@ class RegionEncoder(nn.Module):
                 f"{trainable_blocks}; use compile='reduce-overhead' to train backbone blocks."
             )
         self.visual = visual
-        blocks = visual.transformer.resblocks
+        blocks = self.visual.transformer.resblocks
         self.num_layers = len(blocks)
         self.r_per_layer = resolve_r(r, self.num_layers)
         if not -1 <= trainable_blocks <= self.num_layers:
@@ -632,7 +640,7 @@ class RegionEncoder(nn.Module):
 
     def _block(
         self,
-        block: nn.Module,
+        block: ResidualAttentionBlock,
         x: torch.Tensor,
         size: torch.Tensor,
         source: torch.Tensor | None,
@@ -696,6 +704,6 @@ class RegionEncoder(nn.Module):
         """
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [N, 3, H, W], got shape {tuple(images.shape)}.")
-        self._check_size(tuple(images.shape[-2:]))
+        self._check_size((images.shape[-2], images.shape[-1]))
         x, size, source = self._tokens(images) if self._runner is None else self._runner(self, images)
         return RegionTokens(tokens=x, size=size, source=source)

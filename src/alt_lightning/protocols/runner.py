@@ -367,7 +367,11 @@ class ProtocolRunner:
         base, cli = self._fit_test(unit, folder)
         final = folder / "final.ckpt"
         cli.trainer.save_checkpoint(final)
-        extra = {"base": base, "base_predictions": _prediction_file(cli.trainer), "final_ckpt": str(final)}
+        extra: dict[str, Any] = {
+            "base": base,
+            "base_predictions": _prediction_file(cli.trainer),
+            "final_ckpt": str(final),
+        }
         extra["base_manifests"] = _manifests(cli.datamodule)  # the few-shot list trained on (the novel test has none)
         del cli
         gc.collect()

@@ -267,13 +267,16 @@ def _add_answers(
                     f"{origin}: unit {ent.unit!r} has kind {ent.kind!r} here but {entry.kind!r} at "
                     f"{entry.origin}; kept {entry.kind!r} (first occurrence wins)"
                 )
-            for dataset in datasets:
-                entry.sources.setdefault(dataset, set()).add(answer.label)  # type: ignore[arg-type]
+            for dataset in datasets:  # empty for an answer without a label
+                entry.sources.setdefault(dataset, set()).add(answer.label or "")
 
 
 def _entries_to_records(entries: Mapping[str, _Entry]) -> tuple[EntityRecord, ...]:
     return tuple(
-        EntityRecord(unit=u, kind=e.kind, description=e.description, sources=e.sources) for u, e in entries.items()
+        EntityRecord(
+            unit=u, kind=e.kind, description=e.description, sources={d: tuple(v) for d, v in e.sources.items()}
+        )
+        for u, e in entries.items()
     )
 
 

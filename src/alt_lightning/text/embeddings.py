@@ -17,11 +17,17 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Literal, TypeAlias, overload
 
 import open_clip
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+#: An open_clip CLIP model: ``CLIP`` or ``CustomTextCLIP`` (both have ``.visual``, ``.encode_text``, ``.logit_scale``).
+#: open_clip ships no type information, so a type checker reads their attributes as ``Any``, not as
+#: ``nn.Module.__getattr__``'s ``Tensor | Module``.
+ClipModel: TypeAlias = "open_clip.CLIP | open_clip.CustomTextCLIP"
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ def text_tower_fingerprint(clip_model: nn.Module) -> str:
 
 
 @torch.no_grad()
-def encode_texts(clip_model: nn.Module, model_name: str, texts: list[str], batch_size: int = 256) -> torch.Tensor:
+def encode_texts(clip_model: ClipModel, model_name: str, texts: list[str], batch_size: int = 256) -> torch.Tensor:
     """Embed strings with a CLIP text encoder.
 
     Returns:
@@ -82,12 +88,36 @@ def cache_key(model_name: str, pretrained: str | None, tower_fp: str, texts: lis
     return f"{model_name.replace('/', '_')}-{(Path(pretrained).name if pretrained else 'random')}-{h}"
 
 
+@overload
 def cached_text_embeddings(
     model_name: str,
     pretrained: str | None,
     texts: list[str],
     *,
-    clip_model: nn.Module,
+    clip_model: ClipModel,
+    cache_dir: str | Path | None = None,
+    return_info: Literal[False] = False,
+) -> torch.Tensor: ...
+
+
+@overload
+def cached_text_embeddings(
+    model_name: str,
+    pretrained: str | None,
+    texts: list[str],
+    *,
+    clip_model: ClipModel,
+    cache_dir: str | Path | None = None,
+    return_info: Literal[True],
+) -> tuple[torch.Tensor, dict[str, object]]: ...
+
+
+def cached_text_embeddings(
+    model_name: str,
+    pretrained: str | None,
+    texts: list[str],
+    *,
+    clip_model: ClipModel,
     cache_dir: str | Path | None = None,
     return_info: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, object]]:
@@ -128,7 +158,7 @@ def class_text_embeddings(
     pretrained: str | None,
     prompts: list[list[str]],
     *,
-    clip_model: nn.Module,
+    clip_model: ClipModel,
     cache_dir: str | Path | None = None,
 ) -> torch.Tensor:
     """One embedding per class: the renormalised mean over its prompt templates.
