@@ -274,3 +274,16 @@ def test_incomplete_folders_and_resuming_from_a_folder_are_one_line_errors(run: 
     with pytest.raises(SystemExit) as err:
         main(["fit", f"--ckpt_path={run['head']}"])
     assert "--model.init_args.init_weights" in _one_line(err)
+
+
+def test_protocol_records_the_hash_of_an_exported_folder(run: dict) -> None:
+    """`alt protocol zero-shot --ckpt OUT/` records a sha256 of the folder: its config's then its weights' bytes."""
+    import hashlib
+
+    from alt_lightning.protocols.runner import file_sha256
+
+    expected = hashlib.sha256(
+        (run["head"] / "config.json").read_bytes() + (run["head"] / "model.safetensors").read_bytes()
+    ).hexdigest()
+    assert file_sha256(run["head"]) == expected
+    assert file_sha256(run["ckpt"]) == hashlib.sha256(run["ckpt"].read_bytes()).hexdigest()
