@@ -43,6 +43,10 @@ COMMANDS: dict[str, Command] = {
         "VIDEO... --labels FILE|a,b,c [--ckpt X.ckpt]: top-k classes and the entities that explain them (no VIDEO: "
         "LightningCLI's predict)",
     ),
+    "export": Command(
+        "alt_lightning.commands.export:main",
+        "CKPT OUT/: the trainable head as safetensors + config + model card, a Hugging Face model-repo folder",
+    ),
     "corpus": Command("alt_lightning.commands.corpus:main", "inspect, validate, build, merge and embed entity corpora"),
     "check-data": Command(
         "alt_lightning.commands.check_data:main",

@@ -331,7 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="*", help="video files")
     p.add_argument("--videos", dest="more_videos", nargs="+", default=[], help="video files (alternative form)")
     p.add_argument("--labels", help="class names: a file (one per line or id,name CSV), a shipped list, or a,b,c")
-    p.add_argument("--ckpt", help="a checkpoint of `alt fit` (default: none, zero-shot from the backbone)")
+    p.add_argument(
+        "--ckpt",
+        help="a checkpoint of `alt fit` or a folder of `alt export` (default: none, zero-shot from the backbone)",
+    )
     p.add_argument("--config", action="append", help="fit config(s) to read the model settings from (repeatable)")
     p.add_argument("--model_name", help="open_clip architecture (default ViT-B-16, or the config's)")
     p.add_argument("--pretrained", help="open_clip tag or weights file (default openai, or the config's)")
@@ -377,7 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.ckpt and not args.config and args.model_name is None:
         args.model_name, args.pretrained = "ViT-B-16", args.pretrained or "openai"
     labels = parse_labels(args.labels) if args.labels else None
-    model, data = build_model(args, labels)
+    from alt_lightning.lightning.checkpoints import CheckpointFormatError
+    from alt_lightning.lightning.module import CheckpointMismatchError
+
+    try:
+        model, data = build_model(args, labels)
+    except (CheckpointMismatchError, CheckpointFormatError) as err:  # one line, as `alt test --ckpt_path` says it
+        Console(stderr=True, highlight=False).print(f"alt predict: {escape(str(err))}", soft_wrap=True)
+        return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     num_frames = args.num_frames or int(data.get("num_frames") or 8)

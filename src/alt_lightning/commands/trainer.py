@@ -6,6 +6,7 @@ The configs, checkpoint-restored settings, links, defaults and result lines are 
 
 from __future__ import annotations
 
+from alt_lightning.lightning.checkpoints import CheckpointFormatError
 from alt_lightning.lightning.cli import run_cli
 from alt_lightning.lightning.module import CheckpointMismatchError
 
@@ -14,11 +15,12 @@ def run(argv: list[str]) -> int:
     """Run ``ALTCLI`` on ``argv`` (the subcommand first); returns the exit code.
 
     Raises:
-        SystemExit: One line when the checkpoint does not fit the model built to load it.
+        SystemExit: One line when the checkpoint does not fit the model built to load it, or a checkpoint folder is
+            not an exported head.
     """
     try:
         run_cli(argv)
-    except CheckpointMismatchError as err:
+    except (CheckpointMismatchError, CheckpointFormatError) as err:
         raise SystemExit(f"alt {argv[0]}: {err}") from None
     finally:
         _close_process_group()

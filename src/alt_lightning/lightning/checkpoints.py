@@ -6,6 +6,10 @@ DataModules translated by :func:`~alt_lightning.datamodules.legacy.upgrade_data_
 :func:`checkpoint_arguments` turns them into command-line defaults under the user's own arguments, which is how
 ``alt test --ckpt_path X``, ``alt fit --ckpt_path X``, the parse-only reader of the other subcommands
 (:func:`alt_lightning.lightning.cli.parse_config`) and ``alt predict VIDEO --ckpt X`` restore a run's settings.
+
+A checkpoint is a ``.ckpt`` file or a folder written by ``alt export`` (:data:`HEAD_WEIGHTS` with the trainable
+weights as safetensors, :data:`HEAD_CONFIG` with the settings): :func:`load_checkpoint` reads either into the same
+dictionary, so every reader (and Lightning, through :class:`HeadFolderCheckpointIO`) loads a folder as it loads a file.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from typing import Any
 
 import torch
 import yaml
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch import __version__ as LIGHTNING_VERSION
 
 from alt_lightning.datamodules.legacy import upgrade_data_hparams
 
@@ -28,6 +34,17 @@ RUN_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 LINKED_MODEL_ARGS = ("class_names", "num_frames")
 #: The model class of a checkpoint that records none (one saved by a plain ``Trainer``, not by the ``alt`` command).
 DEFAULT_MODEL_CLASS = "alt_lightning.lightning.module.ALTModule"
+#: An exported head's weights (safetensors: tensors and a JSON header, no pickled code) and settings, as Hugging Face
+#: model repositories name them.
+HEAD_WEIGHTS = "model.safetensors"
+HEAD_CONFIG = "config.json"
+#: ``format`` of :data:`HEAD_CONFIG`, and the version of its layout.
+HEAD_FORMAT = "alt-lightning-head"
+HEAD_FORMAT_VERSION = 1
+
+
+class CheckpointFormatError(ValueError):
+    """A checkpoint path that holds no readable checkpoint (an incomplete export folder, a run folder, ...)."""
 
 
 @dataclass(frozen=True)
@@ -66,26 +83,139 @@ def _split(hparams: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
     return hp.pop("_class_path", None), hp
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> SavedRun:
-    """Read a checkpoint's settings (:class:`SavedRun`); its weights are loaded by the module, not here.
+def is_checkpoint_path(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a checkpoint to read: a file, or a folder (an exported head)."""
+    return Path(path).is_file() or Path(path).is_dir()
+
+
+def load_checkpoint(path: str | os.PathLike[str], weights: bool = True) -> dict[str, Any]:
+    """A checkpoint as a dictionary: a ``.ckpt`` file, or an ``alt export`` folder in the same form.
+
+    A folder gives the keys its settings restore (``state_dict``, ``hyper_parameters``, ``datamodule_hyper_parameters``,
+    ``alt``, ``epoch``, ``global_step``, ``pytorch-lightning_version``), none of a resumable run's (optimizer,
+    schedule, loops, callbacks).
+
+    Args:
+        path: A checkpoint file or an exported folder.
+        weights: Read the weights too (``False``: the settings only, an empty ``state_dict`` for a folder).
 
     Raises:
-        FileNotFoundError: If ``path`` is not a file.
+        FileNotFoundError: If ``path`` does not exist.
+        CheckpointFormatError: If a folder lacks :data:`HEAD_CONFIG` or :data:`HEAD_WEIGHTS`, or its config is not
+            an exported head's.
     """
-    if not Path(path).is_file():
+    path = Path(path)
+    if path.is_dir():
+        return _load_head_folder(path, weights)
+    if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} is not a file")
-    saved = torch.load(path, weights_only=True, map_location="cpu")
-    model_class, model_args = _split(saved.get("hyper_parameters"))
-    data_class, data_args = _split(upgrade_data_hparams(dict(saved.get("datamodule_hyper_parameters") or {})))
+    return torch.load(path, weights_only=True, map_location="cpu")
+
+
+def _load_head_folder(folder: Path, weights: bool) -> dict[str, Any]:
+    """An ``alt export`` folder as the checkpoint dictionary it was exported from (see :func:`load_checkpoint`)."""
+    missing = [name for name in (HEAD_CONFIG, HEAD_WEIGHTS) if not (folder / name).is_file()]
+    if missing:
+        hint = " (a run folder? pass its checkpoints/best.ckpt)" if (folder / "checkpoints").is_dir() else ""
+        raise CheckpointFormatError(
+            f"{folder} is a folder without {' and '.join(missing)}, so not a head written by `alt export CKPT "
+            f"{folder}`{hint}."
+        )
+    try:
+        config = json.loads((folder / HEAD_CONFIG).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointFormatError(
+            f"{folder / HEAD_CONFIG} is not readable JSON ({err}): export the head again."
+        ) from None
+    if not isinstance(config, dict) or config.get("format") != HEAD_FORMAT:
+        raise CheckpointFormatError(
+            f'{folder / HEAD_CONFIG} is not an alt export config (no "format": "{HEAD_FORMAT}"): export the head '
+            "with `alt export CKPT OUT/`."
+        )
+    if int(config.get("format_version", 0)) > HEAD_FORMAT_VERSION:
+        raise CheckpointFormatError(
+            f"{folder / HEAD_CONFIG} has format_version {config.get('format_version')}, newer than this alt_lightning "
+            f"reads ({HEAD_FORMAT_VERSION}): upgrade alt_lightning."
+        )
+    state: dict[str, torch.Tensor] = {}
+    if weights:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            state = load_file(folder / HEAD_WEIGHTS, device="cpu")
+        except (SafetensorError, OSError) as err:
+            raise CheckpointFormatError(
+                f"{folder / HEAD_WEIGHTS} is not a readable safetensors file ({err})."
+            ) from None
+    backbone, model, data = config.get("backbone") or {}, config.get("model") or {}, config.get("data")
+    class_names = list(config.get("class_names") or [])
+    checkpoint: dict[str, Any] = {
+        "state_dict": state,
+        "hyper_parameters": {
+            "_class_path": model.get("class_path"),
+            **model.get("init_args", {}),
+            "class_names": class_names,
+        },
+        "alt": {
+            "package_version": config.get("package_version"),
+            "model_name": backbone.get("model_name"),
+            "pretrained": backbone.get("pretrained"),
+            "backbone_fingerprint": backbone.get("fingerprint"),
+            "corpus": dict(config.get("corpus") or {}),
+            "class_names": class_names,
+        },
+        "epoch": int(config.get("epoch", 0)),
+        "global_step": int(config.get("global_step", 0)),
+        # Built here in today's layout: nothing for Lightning's migrations of older checkpoints to change.
+        "pytorch-lightning_version": LIGHTNING_VERSION,
+    }
+    if data:
+        checkpoint["datamodule_hyper_parameters"] = {"_class_path": data.get("class_path"), **data.get("init_args", {})}
+    return checkpoint
+
+
+class HeadFolderCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reader, which also reads ``alt export`` folders (:func:`load_checkpoint`).
+
+    ``alt test/validate/predict --ckpt_path OUT/`` then load a folder through Lightning's own restore (the module's
+    ``on_load_checkpoint`` checks, a strict ``load_state_dict``), exactly as they load a ``.ckpt`` file.
+    """
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """A folder through :func:`load_checkpoint`; a file as Lightning reads it."""
+        if isinstance(path, (str, os.PathLike)) and Path(path).is_dir():
+            return load_checkpoint(path)
+        if map_location is None:
+            return super().load_checkpoint(path, weights_only=weights_only)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=weights_only)
+
+
+def saved_run(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> SavedRun:
+    """The settings (:class:`SavedRun`) of a checkpoint dictionary read from ``path``."""
+    model_class, model_args = _split(checkpoint.get("hyper_parameters"))
+    data_class, data_args = _split(upgrade_data_hparams(dict(checkpoint.get("datamodule_hyper_parameters") or {})))
     return SavedRun(
         path=str(path),
-        meta=dict(saved.get("alt") or {}),
+        meta=dict(checkpoint.get("alt") or {}),
         model_class=model_class,
         model_args=model_args,
         data_class=data_class,
         data_args=data_args,
-        global_step=int(saved.get("global_step", 0)),
+        global_step=int(checkpoint.get("global_step", 0)),
     )
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> SavedRun:
+    """Read a checkpoint's settings (:class:`SavedRun`); its weights are loaded by the module, not here.
+
+    Raises:
+        FileNotFoundError: If ``path`` is neither a file nor a folder.
+        CheckpointFormatError: If ``path`` is a folder but not an exported head.
+    """
+    if not is_checkpoint_path(path):
+        raise FileNotFoundError(f"checkpoint {path} is not a file")
+    return saved_run(load_checkpoint(path, weights=False), path)
 
 
 def ckpt_path_argument(argv: list[str]) -> str | None:
@@ -108,7 +238,7 @@ def read_checkpoint_argument(argv: list[str]) -> SavedRun | None:
     if not argv or argv[0] not in RUN_SUBCOMMANDS:
         return None
     ckpt = ckpt_path_argument(argv)
-    return read_checkpoint(ckpt) if ckpt and Path(ckpt).is_file() else None
+    return read_checkpoint(ckpt) if ckpt and is_checkpoint_path(ckpt) else None
 
 
 def user_sets_data(argv: list[str]) -> bool:

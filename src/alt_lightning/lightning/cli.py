@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import ArgumentParser
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
@@ -33,8 +34,10 @@ from alt_lightning.datamodules.base import VideoDataModule
 from alt_lightning.lightning.checkpoints import (
     LINKED_MODEL_ARGS,
     RUN_SUBCOMMANDS,
+    HeadFolderCheckpointIO,
     SavedRun,
     checkpoint_arguments,
+    is_checkpoint_path,
     read_checkpoint,
     read_checkpoint_argument,
 )
@@ -183,17 +186,21 @@ class ALTCLI(LightningCLI):
         """Instantiate, checking the backbone against the checkpoint's before the corpus and prompts are embedded."""
         cfg = self._subcommand_config()
         ckpt = cfg.get("ckpt_path") if cfg is not None else None
-        meta = self.saved_run(ckpt).meta if ckpt and Path(ckpt).is_file() else None
+        meta = self.saved_run(ckpt).meta if ckpt and is_checkpoint_path(ckpt) else None
         if not meta:
             super().instantiate_classes()
-            return
-        with expect_checkpoint(str(ckpt), meta) as expected:
-            try:
-                super().instantiate_classes()
-            except Exception:
-                if expected.error is not None:  # jsonargparse wraps what the constructor raised: raise it as is
-                    raise expected.error from None
-                raise
+        else:
+            with expect_checkpoint(str(ckpt), meta) as expected:
+                try:
+                    super().instantiate_classes()
+                except Exception:
+                    if expected.error is not None:  # jsonargparse wraps what the constructor raised: raise it as is
+                        raise expected.error from None
+                    raise
+        strategy = getattr(getattr(self, "trainer", None), "strategy", None)
+        if strategy is not None and type(strategy.checkpoint_io) is TorchCheckpointIO:
+            # --ckpt_path may name an `alt export` folder: Lightning restores it as it restores a .ckpt file.
+            strategy.checkpoint_io = HeadFolderCheckpointIO()
 
     def _zero_shot_from_clip(self) -> bool:
         cfg = self._subcommand_config()
@@ -265,6 +272,12 @@ def check_weights_source(subcommand: str, cfg: Any) -> None:
     zero_shot = bool(cfg.get("zero_shot_from_clip"))
     init_weights = cfg.get("model.init_args.init_weights") if cfg.get("model") is not None else None
     trained = cfg.get("ckpt_path") or init_weights
+    ckpt = cfg.get("ckpt_path")
+    if subcommand == "fit" and ckpt and Path(ckpt).is_dir():
+        raise SystemExit(
+            f"alt fit: --ckpt_path {ckpt} is a folder (an `alt export` head: weights only, no optimizer state or "
+            f"epoch to resume): start a new run from its weights with --model.init_args.init_weights={ckpt}."
+        )
     if zero_shot and subcommand == "fit":
         raise SystemExit("alt fit: --zero_shot_from_clip belongs to test, validate or predict (nothing is trained).")
     if zero_shot and trained:

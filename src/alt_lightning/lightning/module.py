@@ -25,6 +25,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 import alt_lightning
+from alt_lightning.lightning.checkpoints import load_checkpoint
 from alt_lightning.lightning.metrics import aggregate_views, count_videos, gather_variable, video_metrics
 from alt_lightning.model.adapter import AdapterConfig
 from alt_lightning.model.alignment import AlignmentConfig
@@ -141,8 +142,9 @@ class ALTModule(pl.LightningModule, ALTParts):
             ``trainer.estimated_stepping_batches``.
         warmup_fraction: Share of all steps used for warmup by the default schedule (our choice 0.1).
         cache_dir: Text-embedding cache folder (default ``$ALT_CACHE_DIR`` or ``~/.cache/alt_lightning``).
-        init_weights: A checkpoint whose trainable weights initialise this model (e.g. few-shot "from the K400
-            model" instead of from CLIP). Unlike ``--ckpt_path`` it restores no optimizer, epoch or schedule.
+        init_weights: A checkpoint (``.ckpt`` file or ``alt export`` folder) whose trainable weights initialise this
+            model (e.g. few-shot "from the K400 model" instead of from CLIP). Unlike ``--ckpt_path`` it restores no
+            optimizer, epoch or schedule.
     """
 
     #: The constructor arguments that are not :class:`~alt_lightning.model.config.ALTConfig` fields.
@@ -233,10 +235,14 @@ class ALTModule(pl.LightningModule, ALTParts):
     def load_trainable_weights(self, path: str) -> None:
         """Copy the trainable weights of a checkpoint into this model (same backbone, corpus may differ).
 
+        Args:
+            path: A ``.ckpt`` file or an ``alt export`` folder (read by
+                :func:`~alt_lightning.lightning.checkpoints.load_checkpoint`).
+
         Raises:
             RuntimeError: If the checkpoint's backbone differs, or its weights do not fit this model.
         """
-        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        checkpoint = load_checkpoint(path)
         try:
             self.on_load_checkpoint(checkpoint)  # checks backbone and keys, fills in frozen weights, warns on corpus
         except CheckpointMismatchError as err:

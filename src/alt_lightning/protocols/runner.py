@@ -99,11 +99,15 @@ class ProtocolSpec:
 
 # ----------------------------------------------------------------------------------------------- config helpers
 def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes."""
+    """sha256 of a file's bytes; of a folder's (an ``alt export`` head), its config's bytes then its weights'."""
+    from alt_lightning.lightning.checkpoints import HEAD_CONFIG, HEAD_WEIGHTS
+
+    files = [Path(path) / HEAD_CONFIG, Path(path) / HEAD_WEIGHTS] if Path(path).is_dir() else [Path(path)]
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for file in files:
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
 
 
