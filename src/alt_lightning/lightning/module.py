@@ -451,6 +451,21 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
     def on_fit_start(self) -> None:  # noqa: D102
         self.cast_frozen_weights()
 
+    def on_train_start(self) -> None:
+        """Warn, by name, about modules in eval mode outside the frozen backbone (which is in eval mode on purpose).
+
+        Lightning's own warning counts every module in eval mode; the ``alt`` command silences it
+        (:mod:`~alt_lightning.lightning.console`) because ALT's frozen backbone layers always are.
+        """
+        backbone = {id(m) for m in self.model.encoder.modules()}  # RegionEncoder.train() sets its frozen layers' mode
+        others = [n for n, m in self.named_modules() if not m.training and id(m) not in backbone]
+        if others:
+            warnings.warn(
+                f"{len(others)} module(s) outside the frozen backbone are in eval mode at the start of training "
+                f"({', '.join(others[:5])}): dropout and normalisation statistics behave as in evaluation there.",
+                stacklevel=1,
+            )
+
     def on_test_start(self) -> None:  # noqa: D102
         self.cast_frozen_weights()
 
@@ -583,8 +598,9 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
             "probs": result["probs"],
             "counts": counts,
         }
-        # Every rank holds identical gathered values, so no further reduction is needed.
-        self.log_dict(values, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
+        # Every rank holds identical gathered values: the "max" reduction over ranks returns them exactly (and tells
+        # Lightning that these epoch-level values are synchronised, so it does not warn under DDP).
+        self.log_dict(values, prog_bar=stage == "val", sync_dist=True, reduce_fx="max")
         metrics.reset()
 
     def video_counts(self, stage: str, result: dict[str, Any]) -> dict[str, int]:
