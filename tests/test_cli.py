@@ -173,7 +173,8 @@ def test_alt_fit_and_test_under_torchrun_ddp(synthetic_root: Path, tiny_corpus: 
                           capture_output=True, text=True, timeout=600)  # fmt: skip
     assert test.returncode == 0, test.stderr[-3000:]
     assert "videos listed: 12  evaluated: 12  failed: 0  missing: 0" in test.stdout
-    rows = (tmp_path / "runs" / "demo" / "ddp-test-eval" / "predictions_test.csv").read_text().splitlines()
+    # A test of a run's checkpoint writes under that run (ALT_RUN_VERSION names its folder).
+    rows = (tmp_path / "runs" / "demo" / "ddp-test" / "ddp-test-eval" / "predictions_test.csv").read_text().splitlines()
     assert len(rows) == 1 + 12  # every test video once, gathered from both ranks
 
 
@@ -271,6 +272,7 @@ def test_fit_ckpt_path_last_resumes_the_newest_run_into_its_folder(
     with pytest.raises(RuntimeError, match="crashed after step 4"):
         main([*args, crash])
     runs = tmp_path / "runs" / "demo"
+    assert (runs / "latest").resolve() == (runs / "straight").resolve()  # the crashed fit does not move it
     assert torch.load(runs / "cut" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     monkeypatch.setenv("ALT_RUN_VERSION", "fresh")  # what a new run would be called
     with warnings.catch_warnings(record=True) as caught:

@@ -35,7 +35,13 @@ EXPECTED = {
         3,
     ),
     "04_extend_by_subclassing.ipynb": (
-        ["trainable parameters: PooledALT", "'model.adapter.proj.weight'", "EntityPoolAdapter", "test top-1:"],
+        [
+            "trainable parameters: PooledALT",
+            "'model.adapter.proj.weight'",
+            "EntityPoolAdapter",
+            "test top-1:",
+            "restored from the checkpoint: PooledALT gamma_init=0.05",
+        ],
         0,
     ),
 }

@@ -170,3 +170,38 @@ def test_subclass_overriding_hooks_trains_with_lightning(list_datamodule, module
     assert CountingLoss.calls == 1
     assert not torch.equal(module.model.adapter.proj.weight, before)
     assert math.isfinite(float(trainer.callback_metrics["train/loss"]))
+
+
+class ScaledAdapterALT(ALTModule):
+    """The natural subclass pattern: its own argument, set after ``super().__init__()``, read by a hook."""
+
+    def __init__(self, adapter_scale: float = 0.5, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.adapter_scale = adapter_scale
+
+    def configure_adapter(self, encoder: RegionEncoder) -> nn.Module:
+        adapter = MeanClsAdapter(encoder.out_dim)
+        with torch.no_grad():
+            adapter.proj.weight.fill_(self.adapter_scale)  # reads the subclass's attribute
+        return adapter
+
+
+class TouchesModelInInit(ALTModule):
+    """A subclass that changes a built part in its own constructor (the parts are built on first use)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model.adapter.requires_grad_(False)
+
+
+def test_a_hook_reads_a_subclass_attribute_set_after_super_init(module_kwargs: dict, tmp_path) -> None:
+    module = ScaledAdapterALT(adapter_scale=0.25, class_names=NAMES, **module_kwargs)
+    assert isinstance(module.model.adapter, MeanClsAdapter)
+    weight = module.model.adapter.proj.weight
+    assert torch.equal(weight, torch.full_like(weight, 0.25))
+    assert module.hparams.adapter_scale == 0.25  # saved with the checkpoint, so load_from_checkpoint restores it
+    # Parameters, the init_weights path and checkpoints see the built model.
+    assert any(n.startswith("model.adapter.proj") for n, _ in module.named_parameters())
+    frozen = TouchesModelInInit(class_names=NAMES, **module_kwargs)
+    assert not any(p.requires_grad for p in frozen.model.adapter.parameters())
+    assert frozen.model.adapter is frozen.model.adapter  # built once

@@ -164,7 +164,10 @@ class VideoDataModule(pl.LightningDataModule):
             if key in self.hparams:
                 option = getattr(self, key)
                 self.hparams[key] = None if option is None else asdict(option)
-        self.root = Path(root).expanduser()
+        # Absolute, in the checkpoint too: `alt test --ckpt_path` from another working folder finds the data.
+        self.root = Path(os.path.abspath(Path(root).expanduser()))
+        if "root" in self.hparams:
+            self.hparams["root"] = str(self.root)
         self.datasets: dict[str, VideoDataset] = {}
         self.missing: dict[str, list[VideoRecord]] = {}
         self.caches: dict[str, FeatureCache] = {}

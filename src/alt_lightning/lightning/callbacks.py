@@ -1,5 +1,8 @@
-"""Callbacks that ALT's trainer uses by default: per-video predictions, throughput, alignment heatmaps.
+"""Callbacks that ALT's trainer uses by default: console, per-video predictions, throughput, alignment heatmaps.
 
+* :class:`ProgressBar` shows a few metrics under short names (``loss``, ``top1``), so the bar fits 80 columns.
+* :class:`ModelSummary` prints the module tree without a FLOPs column of zeros (Lightning counts FLOPs only for a
+  module with an ``example_input_array``; ``alt flops`` counts ALT's).
 * :class:`PredictionWriter` writes ``<log_dir>/predictions_test.csv`` after every test run: one row per evaluated
   video with its label and top-k class ids, names and scores (views already aggregated by the module).
 * :class:`ThroughputMonitor` logs clips/s and frames/s of every training epoch.
@@ -26,7 +29,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, RichModelSummary, RichProgressBar
 from lightning.pytorch.trainer.states import TrainerFn
 
 from alt_lightning.explain import (
@@ -41,6 +44,88 @@ log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------------------- predictions
+#: What :class:`ProgressBar` shows by default: logged name -> name in the bar.
+BAR_METRICS = {"train/loss": "loss", "val/top1": "top1"}
+#: Characters of :class:`ProgressBar`'s bar.
+BAR_WIDTH = 12
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's rich progress bar with a few metrics under short names, so that one line fits 80 columns.
+
+    The loggers (TensorBoard, CSV) keep every metric under its full name; the bar shows only ``metrics`` and no
+    ``v_num`` (the run folder says which run it is).
+
+    Args:
+        metrics: Logged name -> name shown in the bar (default :data:`BAR_METRICS`: ``train/loss`` as ``loss``,
+            ``val/top1`` as ``top1``).
+        **kwargs: Arguments of :class:`lightning.pytorch.callbacks.RichProgressBar`.
+    """
+
+    def __init__(self, metrics: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = dict(BAR_METRICS if metrics is None else metrics)
+
+    def configure_columns(self, trainer: pl.Trainer) -> list:
+        """Lightning's columns, with a bar of ``BAR_WIDTH`` characters (Rich's 40 leave the metrics no room)."""
+        columns = super().configure_columns(trainer)
+        for column in columns:
+            if hasattr(column, "bar_width"):
+                column.bar_width = BAR_WIDTH
+        return columns
+
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
+        """The configured metrics logged so far with ``prog_bar=True``, under their short names."""
+        logged = trainer.progress_bar_metrics
+        return {short: logged[name] for name, short in self.metrics.items() if name in logged}
+
+
+class ModelSummary(RichModelSummary):
+    """Lightning's rich model summary, without the FLOPs column and total when nothing was counted (all zeros).
+
+    Lightning counts FLOPs only by running a module's ``example_input_array``, which ``ALTModule`` does not set (a
+    forward pass of the backbone at every start); ``alt flops`` counts ALT's FLOPs per clip. The modules in eval mode
+    are the frozen backbone's layers (``RegionEncoder`` keeps them there on purpose), which the summary says.
+    """
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        """Print the table and the totals (the FLOPs column and total only when some FLOPs were counted)."""
+        from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
+        from rich import get_console
+        from rich.table import Table
+
+        columns = [(name, values) for name, values in summary_data if name != "FLOPs" or total_flops]
+        table = Table(header_style=summarize_kwargs.get("header_style", "bold magenta"))
+        table.add_column(" ", style="dim")
+        for name, _ in columns[1:]:
+            table.add_column(name, justify="right" if name in ("Params", "FLOPs") else "left", no_wrap=name == "Name")
+        for row in zip(*(values for _, values in columns), strict=True):
+            table.add_row(*row)
+        console = get_console()
+        console.print(table)
+        eval_modes = total_training_modes.get("eval", 0)
+        lines = [
+            f"Trainable params: {get_human_readable_count(int(trainable_parameters))}",
+            f"Non-trainable params: {get_human_readable_count(int(total_parameters - trainable_parameters))}",
+            f"Total params: {get_human_readable_count(int(total_parameters))}",
+            f"Total estimated model params size (MB): {model_size:.3f}",
+            f"Modules in train mode: {total_training_modes.get('train', 0)}",
+            f"Modules in eval mode: {eval_modes}" + (" (the frozen backbone's, on purpose)" if eval_modes else ""),
+        ]
+        if total_flops:
+            lines.append(f"Total FLOPs: {get_human_readable_count(int(total_flops))}")
+        console.print("\n".join(lines), markup=False, highlight=False)
+
+
 def topk_table(
     probs: torch.Tensor, k: int, class_names: Sequence[str]
 ) -> tuple[list[list[str]], list[list[float]], list[list[int]]]:
@@ -240,6 +325,20 @@ class BestAndLastCheckpoint(ModelCheckpoint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_written_step = 0  # as Lightning: nothing to write before the first step
+        self._stage: str | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:  # noqa: D102
+        super().setup(trainer, pl_module, stage)
+        self._stage = stage  # setup runs before a checkpoint's callback states are restored
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the best score and paths only to continue a fit; a test of a checkpoint saves none.
+
+        Lightning would otherwise compare the saved run's folder with this test run's and warn that the "dirpath has
+        changed" on every ``alt test --ckpt_path``.
+        """
+        if self._stage in (None, TrainerFn.FITTING.value):
+            super().load_state_dict(state_dict)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         super().on_train_epoch_end(trainer, pl_module)

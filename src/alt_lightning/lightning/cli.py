@@ -16,10 +16,10 @@ cache``, the protocol runner's units) and :func:`parse_config` parses only (``al
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +31,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.lightning.callbacks import PredictionWriter
 from alt_lightning.lightning.checkpoints import (
     LINKED_MODEL_ARGS,
     RUN_SUBCOMMANDS,
@@ -41,9 +42,11 @@ from alt_lightning.lightning.checkpoints import (
     read_checkpoint,
     read_checkpoint_argument,
 )
+from alt_lightning.lightning.console import quiet_console
 from alt_lightning.lightning.module import VIDEO_COUNTS, ALTModule, expect_checkpoint
 from alt_lightning.lightning.presets import resolve_config_args
 from alt_lightning.lightning.resume import continue_csv_log, resolve_resume, same_path
+from alt_lightning.lightning.runs import VERSION_ENV, place_run
 
 #: What :func:`parse_config` assumes when the arguments name no model or no DataModule (a model-only or data-only
 #: config still parses). The base DataModule lists no records: :func:`data_given` tells it apart.
@@ -51,23 +54,25 @@ PLACEHOLDER_MODEL = f"{ALTModule.__module__}.ALTModule"
 PLACEHOLDER_DATA = f"{VideoDataModule.__module__}.VideoDataModule"
 
 
-def _run_version() -> str:
-    """One run name shared by DDP ranks (children inherit the environment of the launching process)."""
-    return os.environ.setdefault("ALT_RUN_VERSION", time.strftime("%Y%m%d-%H%M%S"))
+def trainer_defaults(save_dir: str = "runs") -> dict[str, Any]:
+    """Trainer defaults: TensorBoard + CSV logs in one run folder, rich progress and summary, best/last checkpoints.
 
-
-def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any]:
-    """Trainer defaults: TensorBoard + CSV logs in one folder, rich progress and summary, best/last checkpoints."""
-    version = _run_version()
-    logger_args = {"save_dir": save_dir, "name": name, "version": version}
+    The loggers' ``name`` and ``version`` are set per run by :func:`~alt_lightning.lightning.runs.place_run`
+    (``--run_name``, ``<subcommand>-<timestamp>``). TensorBoard's ``hp_metric`` placeholder (a constant -1 at step 0)
+    is off: the hyper-parameters are in ``config.yaml`` and ``hparams.yaml``.
+    """
+    logger_args = {"save_dir": save_dir}
     return {
         "logger": [
-            {"class_path": "lightning.pytorch.loggers.TensorBoardLogger", "init_args": logger_args},
+            {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {**logger_args, "default_hp_metric": False},
+            },
             {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": logger_args},
         ],
         "callbacks": [
-            {"class_path": "lightning.pytorch.callbacks.RichProgressBar"},
-            {"class_path": "lightning.pytorch.callbacks.RichModelSummary", "init_args": {"max_depth": 2}},
+            {"class_path": "alt_lightning.lightning.callbacks.ProgressBar"},
+            {"class_path": "alt_lightning.lightning.callbacks.ModelSummary", "init_args": {"max_depth": 2}},
             {
                 "class_path": "lightning.pytorch.callbacks.LearningRateMonitor",
                 "init_args": {"logging_interval": "step"},
@@ -110,6 +115,14 @@ class ALTCLI(LightningCLI):
         for linked in LINKED_MODEL_ARGS:
             parser.link_arguments(f"data.{linked}", f"model.init_args.{linked}", apply_on="instantiate")
         parser.set_defaults({f"trainer.{k}": v for k, v in trainer_defaults().items()})
+        parser.add_argument(
+            "--run_name",
+            type=str | None,
+            default=None,
+            help="name of the run: TensorBoard, CSV logs, checkpoints and config.yaml go to "
+            "runs/<run_name>/<subcommand>-<timestamp>/ (a test of a checkpoint in a run folder writes under that run). "
+            "Default: the config's logger name, else 'alt'.",
+        )
         parser.add_argument(
             "--zero_shot_from_clip",
             action="store_true",
@@ -158,7 +171,11 @@ class ALTCLI(LightningCLI):
         if self.subcommand and cfg is not None:
             check_weights_source(self.subcommand, cfg)
         trainer = cfg.get("trainer") if cfg is not None else None
+        self.run_folder = place_run(cfg, self.subcommand) if self.subcommand and cfg is not None else None
         self.resume = resolve_resume(cfg, self.saved_run) if self.subcommand == "fit" and cfg is not None else None
+        if self.run_folder is not None and os.environ.get(VERSION_ENV) is None:
+            # Processes launched by the trainer (DDP) take the same folder; run_cli restores the variable afterwards.
+            os.environ[VERSION_ENV] = self.run_folder.name
         if trainer is None or not trainer.get("callbacks"):
             return
         drop = []
@@ -171,16 +188,27 @@ class ALTCLI(LightningCLI):
         ]
 
     def before_fit(self) -> None:
-        """A run resumed into its own folder keeps its CSV curves up to the checkpoint (see ``resolve_resume``)."""
+        """Open the CSV logs; a run resumed into its own folder keeps its CSV curves up to the checkpoint."""
         resume = getattr(self, "resume", None)
-        if resume is None or not resume.same_folder:
-            return
-        # Lightning warns that the folder of the resumed run is not empty: that is the point of resuming into it.
-        warnings.filterwarnings("ignore", message=f"Checkpoint directory {re.escape(str(resume.checkpoints))}")
-        if self.trainer.is_global_zero:
-            for logger in self.trainer.loggers:
-                if isinstance(logger, CSVLogger) and same_path(logger.log_dir, resume.run):
-                    continue_csv_log(logger, resume.step)
+        if resume is not None and resume.same_folder:
+            # Lightning warns that the folder of the resumed run is not empty: that is the point of resuming into it.
+            warnings.filterwarnings("ignore", message=f"Checkpoint directory {re.escape(str(resume.checkpoints))}")
+            if self.trainer.is_global_zero:
+                for logger in self.trainer.loggers:
+                    if isinstance(logger, CSVLogger) and same_path(logger.log_dir, resume.run):
+                        continue_csv_log(logger, resume.step)
+        self._open_csv_logs()
+
+    def _open_csv_logs(self) -> None:
+        """Create the CSV loggers' writers now, before anything else writes into the run folder.
+
+        Lightning's CSV logger opens its folder lazily and warns that "previous log files will be deleted" when it
+        finds it not empty, which it always would: ``config.yaml`` and TensorBoard's events are written there first.
+        Opened first, it warns only about a folder that held files before this run.
+        """
+        for logger in self.trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                _ = logger.experiment  # rank 0 only (a dummy elsewhere); a writer already open is returned as is
 
     def instantiate_classes(self) -> None:
         """Instantiate, checking the backbone against the checkpoint's before the corpus and prompts are embedded."""
@@ -211,6 +239,7 @@ class ALTCLI(LightningCLI):
 
     def before_validate(self) -> None:
         """``--zero_shot_from_clip``: CLIP's own classifier (see :meth:`ALTModule.use_clip_zero_shot`)."""
+        self._open_csv_logs()
         if self._zero_shot_from_clip():
             try:
                 self.model.use_clip_zero_shot()
@@ -236,12 +265,45 @@ class ALTCLI(LightningCLI):
                 self.trainer.print(f"best checkpoint: {best}")
 
     def after_test(self) -> None:
-        """Print the headline numbers, what became of every listed video, and the corpus the checkpoint used."""
+        """Print the headline numbers, what became of every listed video, the corpus, and where the results went."""
         self._print_eval("test")
+        self._write_results("test")
 
     def after_validate(self) -> None:
-        """The same line as ``alt test`` prints, for the validation split."""
+        """The same lines as ``alt test`` prints, for the validation split."""
         self._print_eval("val")
+        self._write_results("val")
+
+    def _write_results(self, stage: str) -> None:
+        """``<log_dir>/<stage>_results.json``: the resolved checkpoint, the metrics and the files written."""
+        log_dir = self.trainer.log_dir  # a broadcast under DDP: every rank must ask, not only rank 0
+        m = self.trainer.callback_metrics
+        if not self.trainer.is_global_zero or not log_dir or f"{stage}/top1" not in m:
+            return
+        folder = Path(log_dir)
+        cfg = self._subcommand_config()
+        ckpt = cfg.get("ckpt_path") if cfg is not None else None
+        files = {}
+        for cb in self.trainer.callbacks:
+            path = getattr(cb, "last_path", None) if isinstance(cb, PredictionWriter) else None
+            if path is not None and Path(path).name.endswith(f"_{stage}.csv"):
+                files["predictions"] = str(Path(path).resolve())
+        for logger in self.trainer.loggers:
+            if isinstance(logger, CSVLogger):
+                files["metrics_csv"] = str((Path(logger.log_dir) / "metrics.csv").resolve())
+        results = {
+            "stage": stage,
+            "checkpoint": str(Path(ckpt).resolve()) if ckpt and Path(ckpt).is_file() else ckpt,
+            "zero_shot_from_clip": self._zero_shot_from_clip(),
+            "metrics": {k: float(v) for k, v in sorted(m.items()) if k.startswith(f"{stage}/")},
+            "files": files,
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / f"{stage}_results.json"
+        out.write_text(json.dumps(results, indent=2) + "\n")
+        if "predictions" in files:
+            self.trainer.print(f"per-video predictions: {files['predictions']}")
+        self.trainer.print(f"metrics and checkpoint used: {out.resolve()}")
 
     def _print_eval(self, stage: str) -> None:
         m = self.trainer.callback_metrics
@@ -302,16 +364,24 @@ def run_cli(argv: list[str], cli_class: type[ALTCLI] = ALTCLI, **kwargs: Any) ->
         cli_class: ``ALTCLI`` or a subclass of it.
         **kwargs: Further ``LightningCLI`` arguments (e.g. ``run=False`` with ``argv`` lacking the subcommand).
     """
-    return cli_class(
-        ALTModule,
-        VideoDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=argv,
-        auto_configure_optimizers=False,
-        **kwargs,
-    )
+    quiet_console()
+    version = os.environ.get(VERSION_ENV)
+    try:
+        return cli_class(
+            ALTModule,
+            VideoDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            args=argv,
+            auto_configure_optimizers=False,
+            **kwargs,
+        )
+    finally:  # the run's own folder name must not name the next run of this process (in-process tests, notebooks)
+        if version is None:
+            os.environ.pop(VERSION_ENV, None)
+        else:
+            os.environ[VERSION_ENV] = version
 
 
 class _ParseOnly(ALTCLI):

@@ -9,6 +9,7 @@ its fingerprint is stored.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import warnings
@@ -113,8 +114,68 @@ def backbone_mismatch(
     )
 
 
-class ALTModule(pl.LightningModule, ALTParts):
+#: What :meth:`ALTModule.build_parts` sets: reading one before it ran builds the parts (see ``ALTModule.__getattr__``).
+_BUILT_ATTRIBUTES = frozenset(
+    {
+        "model",
+        "loss_fn",
+        "train_metrics",
+        "val_metrics",
+        "test_metrics",
+        "backbone_fingerprint",
+        "preprocess_config",
+        "corpus_info",
+        "entity_units",
+        "clip_logit_scale",
+        "class_names",
+        "last_eval",
+        "_eval_outputs",
+    }
+)
+
+
+class BuildAfterInit(type):
+    """Metaclass of :class:`ALTModule`: ``Cls(...)`` runs the whole constructor chain, then ``build_parts()``.
+
+    So the ``configure_*`` hooks run after a subclass's own ``__init__`` has set its attributes, whatever the order
+    of its lines. Each class keeps its constructor's signature (``__signature__``), which config parsers
+    (jsonargparse, ``LightningCLI``) and ``inspect.signature`` read.
+    """
+
+    def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(name, bases, namespace, **kwargs)
+        # Without it, inspect.signature(cls) would show this metaclass's __call__(*args, **kwargs).
+        sig = inspect.signature(cls.__init__)
+        cls.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        """Construct, then build the parts."""
+        # type.__call__, not super(): this frame must not look like a constructor to Lightning's
+        # save_hyperparameters, which collects the arguments of the chain of __init__ frames above it.
+        obj = type.__call__(cls, *args, **kwargs)
+        obj.build_parts()
+        return obj
+
+
+class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
     """ALT for supervised, zero-shot and few-shot video action recognition.
+
+    Subclassing: override a ``configure_*`` hook to change one part. The parts are built by :meth:`build_parts`
+    after the whole constructor chain has run (:class:`BuildAfterInit`), so a subclass may take its own arguments in
+    the natural way and its hooks may read them::
+
+        class ScaledALT(ALTModule):
+            def __init__(self, scale: float = 0.1, **kwargs):
+                super().__init__(**kwargs)
+                self.scale = scale  # set after super().__init__(): configure_adapter still sees it
+
+            def configure_adapter(self, encoder):
+                return MyAdapter(encoder.out_dim, scale=self.scale)
+
+    Its arguments are hyper-parameters like ALT's own: set from a config (``model.init_args.scale``), saved in
+    checkpoints and restored by ``alt test --ckpt_path`` / ``load_from_checkpoint``. Inside a constructor, reading a
+    built part (``self.model``, ``self.loss_fn``, the metrics) builds the parts there and then, with the attributes
+    set so far.
 
     Args:
         class_names: Class names in label order (linked from the DataModule by the CLI).
@@ -205,13 +266,36 @@ class ALTModule(pl.LightningModule, ALTParts):
             prompt_templates=prompt_templates,
             num_frames=num_frames,
         )
+        self.config = config
+        self.cache_dir = cache_dir
+        # The parts are built by build_parts(), after the whole constructor chain (see the class docstring).
+        self._pending_build: tuple[list[str], str | None] | None = (class_names, init_weights)
+
+    def build_parts(self) -> None:
+        """Build the model from the ``configure_*`` hooks (once; called right after the whole constructor ran).
+
+        :class:`BuildAfterInit` calls it when the outermost ``__init__`` (a subclass's) has returned, so a hook may
+        read attributes a subclass sets after ``super().__init__()``. Reading ``model``, ``loss_fn`` or the metrics
+        inside a constructor builds the parts there and then (with the attributes set so far).
+
+        Raises:
+            CheckpointMismatchError: If the module is built to load a checkpoint (``alt test --ckpt_path``) whose
+                backbone differs (checked before the corpus and class prompts are embedded).
+        """
+        pending = self.__dict__.get("_pending_build")
+        if pending is None:
+            return
+        self._pending_build = None
+        class_names, init_weights = pending
+        config: ALTConfig = self.config
+        model_name, pretrained = config.model_name, config.pretrained
         expected = _EXPECTED_CHECKPOINT.get()
         if expected is not None and (why := backbone_mismatch(expected.meta, model_name, pretrained)):
             raise expected.fail(why)  # another architecture: not even built
         # The CLIP text tower is needed only to embed texts: ALTParts keeps it outside the module tree (not moved to
         # the GPU, not checkpointed), so zero-shot class swaps can embed new names.
         clip = load_backbone(config)
-        ALTParts.__init__(self, config, clip, class_names, cache_dir=cache_dir)
+        ALTParts.__init__(self, config, clip, class_names, cache_dir=self.cache_dir)
         self.preprocess_config: PreprocessConfig = preprocess_config(clip)
 
         encoder_module = self.configure_backbone(clip)
@@ -231,6 +315,13 @@ class ALTModule(pl.LightningModule, ALTParts):
         self.last_eval: dict[str, Any] = {}
         if init_weights:
             self.load_trainable_weights(init_weights)
+
+    def __getattr__(self, name: str) -> Any:
+        """A built part read before :meth:`build_parts` ran (inside a subclass's constructor) builds the parts."""
+        if name in _BUILT_ATTRIBUTES and self.__dict__.get("_pending_build") is not None:
+            self.build_parts()
+            return getattr(self, name)
+        return super().__getattr__(name)
 
     def load_trainable_weights(self, path: str) -> None:
         """Copy the trainable weights of a checkpoint into this model (same backbone, corpus may differ).
@@ -366,6 +457,21 @@ class ALTModule(pl.LightningModule, ALTParts):
     def on_fit_start(self) -> None:  # noqa: D102
         self.cast_frozen_weights()
 
+    def on_train_start(self) -> None:
+        """Warn, by name, about modules in eval mode outside the frozen backbone (which is in eval mode on purpose).
+
+        Lightning's own warning counts every module in eval mode; the ``alt`` command silences it
+        (:mod:`~alt_lightning.lightning.console`) because ALT's frozen backbone layers always are.
+        """
+        backbone = {id(m) for m in self.model.encoder.modules()}  # RegionEncoder.train() sets its frozen layers' mode
+        others = [n for n, m in self.named_modules() if not m.training and id(m) not in backbone]
+        if others:
+            warnings.warn(
+                f"{len(others)} module(s) outside the frozen backbone are in eval mode at the start of training "
+                f"({', '.join(others[:5])}): dropout and normalisation statistics behave as in evaluation there.",
+                stacklevel=1,
+            )
+
     def on_test_start(self) -> None:  # noqa: D102
         self.cast_frozen_weights()
 
@@ -498,8 +604,9 @@ class ALTModule(pl.LightningModule, ALTParts):
             "probs": result["probs"],
             "counts": counts,
         }
-        # Every rank holds identical gathered values, so no further reduction is needed.
-        self.log_dict(values, prog_bar=stage == "val", sync_dist=False, rank_zero_only=False)
+        # Every rank holds identical gathered values: the "max" reduction over ranks returns them exactly (and tells
+        # Lightning that these epoch-level values are synchronised, so it does not warn under DDP).
+        self.log_dict(values, prog_bar=stage == "val", sync_dist=True, reduce_fx="max")
         metrics.reset()
 
     def video_counts(self, stage: str, result: dict[str, Any]) -> dict[str, int]:

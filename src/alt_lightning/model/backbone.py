@@ -7,6 +7,9 @@ of weights is not silently evaluated on another.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -107,8 +110,33 @@ def load_clip(
             )
         if is_file:
             pretrained = str(Path(pretrained).expanduser())
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _no_random_weights_warning(not pretrained):
         if seed is not None:
             torch.manual_seed(seed)
         model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
     return model.eval()
+
+
+class _DropRecord(logging.Filter):
+    """Drops log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+@contextlib.contextmanager
+def _no_random_weights_warning(asked: bool) -> Iterator[None]:
+    """Without weights asked for, open_clip's "No pretrained weights loaded" (root logger) states the request."""
+    if not asked:
+        yield
+        return
+    drop = _DropRecord("No pretrained weights loaded for model")
+    logging.root.addFilter(drop)
+    try:
+        yield
+    finally:
+        logging.root.removeFilter(drop)
