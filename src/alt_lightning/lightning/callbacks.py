@@ -39,6 +39,7 @@ from alt_lightning.explain import (
     matplotlib_available,
     output_evidence,
 )
+from alt_lightning.lightning.module import ALTModule
 
 log = logging.getLogger(__name__)
 
@@ -209,6 +210,8 @@ class PredictionWriter(Callback):
     def _write(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage not in self.stages or trainer.sanity_checking:
             return
+        if not isinstance(pl_module, ALTModule):
+            raise TypeError(f"PredictionWriter needs an ALTModule (its class names), got {type(pl_module).__name__}.")
         log_dir = trainer.log_dir  # a broadcast under DDP: every rank must ask before rank 0 goes on alone
         if not trainer.is_global_zero:
             return
@@ -357,7 +360,7 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         if (
             self.save_last is not True
             or self._last_written_step == trainer.global_step
-            or bool(trainer.fast_dev_run)
+            or bool(getattr(trainer, "fast_dev_run", False))  # set by the Trainer at run time, not declared
             or trainer.sanity_checking
             or trainer.state.fn != TrainerFn.FITTING
         ):
@@ -441,6 +444,8 @@ class AlignmentHeatmapLogger(Callback):
         boards = self._tensorboards(trainer)
         if not boards:
             return
+        if not isinstance(pl_module, ALTModule):
+            raise TypeError(f"AlignmentHeatmapLogger needs an ALTModule, got {type(pl_module).__name__}.")
         try:
             out, entity, conf = alignment_maps(pl_module, video)
         except ValueError as err:

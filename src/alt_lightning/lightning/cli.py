@@ -284,7 +284,7 @@ class ALTCLI(LightningCLI):
         cfg = self._subcommand_config()
         ckpt = cfg.get("ckpt_path") if cfg is not None else None
         files = {}
-        for cb in self.trainer.callbacks:
+        for cb in getattr(self.trainer, "callbacks", []):  # set by the Trainer at run time, not declared
             path = getattr(cb, "last_path", None) if isinstance(cb, PredictionWriter) else None
             if path is not None and Path(path).name.endswith(f"_{stage}.csv"):
                 files["predictions"] = str(Path(path).resolve())

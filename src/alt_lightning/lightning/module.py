@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, is_dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities.types import LRSchedulerConfigType, OptimizerLRSchedulerConfig
 from torch import nn
 from torchmetrics import MetricCollection
 
@@ -134,6 +135,16 @@ _BUILT_ATTRIBUTES = frozenset(
 )
 
 
+_Built = TypeVar("_Built")
+
+
+def _detached(state: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    """A copy on the CPU of a metric state (a tensor, or a list of them for concatenating states)."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().cpu().clone()
+    return [t.detach().cpu().clone() for t in state]
+
+
 class BuildAfterInit(type):
     """Metaclass of :class:`ALTModule`: ``Cls(...)`` runs the whole constructor chain, then ``build_parts()``.
 
@@ -145,14 +156,14 @@ class BuildAfterInit(type):
     def __init__(cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(name, bases, namespace, **kwargs)
         # Without it, inspect.signature(cls) would show this metaclass's __call__(*args, **kwargs).
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]  # read on the class itself, not an instance
         cls.__signature__ = sig.replace(parameters=list(sig.parameters.values())[1:])
 
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+    def __call__(cls: type[_Built], *args: Any, **kwargs: Any) -> _Built:
         """Construct, then build the parts."""
         # type.__call__, not super(): this frame must not look like a constructor to Lightning's
         # save_hyperparameters, which collects the arguments of the chain of __init__ frames above it.
-        obj = type.__call__(cls, *args, **kwargs)
+        obj: Any = type.__call__(cls, *args, **kwargs)
         obj.build_parts()
         return obj
 
@@ -208,6 +219,8 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
             optimizer, epoch or schedule.
     """
 
+    class_names: list[str]  # always names here (ALTParts also takes a number of classes)
+
     #: The constructor arguments that are not :class:`~alt_lightning.model.config.ALTConfig` fields.
     NON_CONFIG_ARGS = (
         "class_names",
@@ -256,9 +269,9 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
         config = ALTConfig(
             model_name=model_name,
             pretrained=pretrained,
-            encoder=encoder,  # a dataclass, a dict of its fields, or None (defaults)
-            alignment=alignment,
-            adapter=adapter,
+            encoder=encoder if encoder is not None else EncoderConfig(),  # a dataclass or a dict of its fields
+            alignment=alignment if alignment is not None else AlignmentConfig(),
+            adapter=adapter if adapter is not None else AdapterConfig(),
             align=align,
             region=region,
             corpus=corpus,
@@ -352,7 +365,7 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
 
     def configure_loss(self) -> nn.Module:
         """Cross-entropy (with the configured label smoothing)."""
-        return nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
+        return nn.CrossEntropyLoss(label_smoothing=self.hparams["label_smoothing"])
 
     def configure_metrics(self, num_classes: int) -> MetricCollection:
         """Top-1, top-5 and mean-class accuracy over videos (:func:`~alt_lightning.lightning.metrics.video_metrics`).
@@ -365,7 +378,8 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Trainable parameters only; no weight decay on norms, biases, scales and position tables."""
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for name, p in self.named_parameters():
             if not p.requires_grad:
                 continue
@@ -375,10 +389,10 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
                 "ALTModule has no trainable parameters: the adapter returned by configure_adapter has none and the "
                 "backbone is frozen (encoder.trainable_blocks=0)."
             )
-        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+        groups: list[dict[str, Any]] = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
         return [g for g in groups if g["params"]]
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> OptimizerLRSchedulerConfig:
         """Injected optimizer/scheduler factories, or AdamW with warmup + cosine per step."""
         groups = self.parameter_groups()
         if self.optimizer_factory is not None:
@@ -387,12 +401,12 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
             optimizer = torch.optim.AdamW(groups, lr=1e-3, weight_decay=0.05)
         if self.scheduler_factory is not None:
             scheduler = self.scheduler_factory(optimizer)
-            config: dict[str, Any] = {"scheduler": scheduler}
+            config: LRSchedulerConfigType = {"scheduler": scheduler}
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 config["monitor"] = "val/top1"  # the only metric every validation epoch logs
             return {"optimizer": optimizer, "lr_scheduler": config}
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1
-        warmup = int(self.hparams.warmup_fraction * total)
+        warmup = int(self.hparams["warmup_fraction"] * total)
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
@@ -513,12 +527,12 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
         self.log_dict(self.train_metrics.compute(), sync_dist=True)
         self.train_metrics.reset()
 
-    def train_metric_counts(self) -> dict[str, dict[str, torch.Tensor]]:
+    def train_metric_counts(self) -> dict[str, dict[str, torch.Tensor | list[torch.Tensor]]]:
         """The training metrics' counts so far this epoch, summed over ranks (every rank must call it under DDP)."""
         out = {}
         for name, metric in self.train_metrics.items(keep_base=True, copy_state=False):
             with metric.sync_context(should_unsync=True):
-                out[name] = {k: v.detach().cpu().clone() for k, v in metric.metric_state.items()}
+                out[name] = {k: _detached(v) for k, v in metric.metric_state.items()}
         return out
 
     def restore_train_metric_counts(self, counts: dict[str, dict[str, torch.Tensor]]) -> None:
@@ -621,7 +635,8 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
             (``listed`` records, ``missing`` files); without such a DataModule, what the loader held.
         """
         dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        accounting = dm.split_accounting(stage) if callable(getattr(dm, "split_accounting", None)) else None
+        split_accounting = getattr(dm, "split_accounting", None)
+        accounting = split_accounting(stage) if callable(split_accounting) else None
         return count_videos(result, accounting)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -654,8 +669,8 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
         checkpoint["alt_train_metrics"] = self.train_metric_counts()
         checkpoint["alt"] = {
             "package_version": alt_lightning.__version__,
-            "model_name": self.hparams.model_name,
-            "pretrained": self.hparams.pretrained,
+            "model_name": self.hparams["model_name"],
+            "pretrained": self.hparams["pretrained"],
             "backbone_fingerprint": self.backbone_fingerprint,
             "corpus": dict(self.corpus_info),
             "class_names": list(self.class_names),
@@ -668,7 +683,7 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
             CheckpointMismatchError: Another backbone, or trainable weights of another class or other settings.
         """
         meta = checkpoint.get("alt", {})
-        why = backbone_mismatch(meta, self.hparams.model_name, self.hparams.pretrained, self.backbone_fingerprint)
+        why = backbone_mismatch(meta, self.hparams["model_name"], self.hparams["pretrained"], self.backbone_fingerprint)
         if why:
             raise CheckpointMismatchError(why)
         saved_corpus = meta.get("corpus") or {}
