@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.utils.data import default_collate
 
 from alt_lightning.cli import main as alt_main
-from alt_lightning.data.feature_cache import CachedFeatureDataset, FeatureCacheError, list_caches
+from alt_lightning.data.feature_cache import CachedFeatureDataset, FeatureCacheError, collate_cached, list_caches
 from alt_lightning.datamodules import FeatureCacheConfig, VideoListDataModule
 from alt_lightning.lightning import ALTModule
 from alt_lightning.model.backbone import load_clip
@@ -169,6 +170,7 @@ def test_ddp_ranks_read_every_item_once_and_never_build(
         for batch in dm.test_dataloader():
             pairs += list(zip(batch["index"].tolist(), batch["view"].tolist(), strict=True))
     assert sorted(pairs) == [(v, c) for v in range(12) for c in range(3)]  # 12 videos x 3 views, each once
+    assert [p[0] for p in pairs[:6]] == [0, 0, 0, 2, 2, 2]  # rank 0: whole videos 0, 2, ... (as decoding shards)
 
     fresh = _cached(synthetic_root, tmp_path, tmp_path / "empty")
     fresh.trainer = SimpleNamespace(world_size=2, global_rank=0, lightning_module=model)
@@ -323,3 +325,14 @@ def test_resumed_epoch_skips_the_cached_batches_already_trained(
     resumed = [int(i) for i in loader.sampler]
     full = np.random.default_rng([0, 0]).permutation(24).tolist()  # ShardSampler's order for (seed 0, epoch 0)
     assert resumed == full[12:]  # 2 batches of 6 cached items were consumed before the checkpoint
+    # The loader reads each batch at once; its batches are the per-item path's, in the resumed order.
+    progress.current.processed = 1  # a new restart: the skip applies once more
+    batches = list(loader)
+    ds = loader.dataset
+    assert len(batches) == 2 and loader.collate_fn is collate_cached
+    for k, batch in enumerate(batches):
+        want = default_collate([ds[i] for i in full[12 + 6 * k : 18 + 6 * k]])
+        assert list(batch) == list(want)
+        for key, value in want.items():
+            same = torch.equal(batch[key], value) if isinstance(value, torch.Tensor) else batch[key] == value
+            assert same and (not isinstance(value, torch.Tensor) or batch[key].dtype == value.dtype), key

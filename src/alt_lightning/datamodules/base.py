@@ -36,6 +36,7 @@ from alt_lightning.data.feature_cache import (
     build_feature_cache,
     cache_path,
     cache_spec,
+    collate_cached,
     open_or_build,
 )
 from alt_lightning.data.manifests import Manifest, read_manifest, write_manifest
@@ -631,6 +632,8 @@ class VideoDataModule(pl.LightningDataModule):
             drop_last=False,
             worker_init_fn=worker_init if workers > 0 else None,
             persistent_workers=False,  # workers re-read the dataset's epoch at each epoch
+            # Cached batches are read and converted at once (CachedFeatureDataset.__getitems__), not item by item.
+            collate_fn=collate_cached if cached else None,
         )
 
     def train_dataloader(self) -> DataLoader:
