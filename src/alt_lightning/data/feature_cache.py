@@ -95,8 +95,8 @@ class FeatureCacheConfig:
         build: ``"auto"`` builds a missing or stale cache (single process only); ``"never"`` stops with what differs
             from the caches present.
         batch_size: Items per batch read from the cache; ``None`` is the DataModule's ``batch_size``.
-        num_workers: DataLoader workers reading the cache. Our choice: 0 (reading a memory-mapped row costs less than a
-            worker's start-up per epoch); raise it for caches larger than memory on slow disks.
+        num_workers: DataLoader workers reading the cache. Our choice: 0 (a batch is one read of memory-mapped rows,
+            cheaper than a worker's start-up per epoch); raise it for caches larger than memory on slow disks.
         build_batch_size: Clips per encoder call when building; ``None`` is the DataModule's ``batch_size``.
         build_workers: Decoding workers when building; ``None`` is the DataModule's ``num_workers``.
         store_source: Also store patch-to-token assignments, served as ``"sizes"``/``"source"`` (region heatmaps).
@@ -664,6 +664,10 @@ def build_feature_cache(
 # ----------------------------------------------------------------------------------------------- serving
 class CachedFeatureDataset(Dataset):
     """Items of a :class:`FeatureCache` in :class:`VideoDataset`'s format, ``"tokens"`` in place of ``"video"``.
+
+    A DataLoader reads a whole batch at once (:meth:`__getitems__`, :meth:`read_batch`; with :func:`collate_cached`
+    as its ``collate_fn`` the batch is used as read): one memory-map slice or one gather per shard and one float32
+    conversion per batch, instead of one read, one conversion and one Python item per row and a stack.
 
     Args:
         cache: The opened cache.
