@@ -25,11 +25,23 @@ def test_alt_help_lists_lightning_and_extra_subcommands() -> None:
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert out.returncode == 0, out.stderr
-    from alt_lightning.cli import EXTRA_COMMANDS
+    from alt_lightning.commands import COMMANDS
 
-    for sub in ("fit", "validate", "test", "predict", *(f"alt {name}" for name in EXTRA_COMMANDS)):
-        assert sub in out.stdout, sub
-    assert {"corpus", "flops", "bench", "check-data", "loader-bench", "protocol", "cache"} <= set(EXTRA_COMMANDS)
+    listed = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ")]
+    assert listed == list(COMMANDS)  # every subcommand, one line each
+    assert {"fit", "validate", "test", "predict", "corpus", "flops", "bench", "check-data", "loader-bench"} <= set(
+        COMMANDS
+    )
+    assert {"protocol", "cache", "prepare"} <= set(COMMANDS)
+
+
+def test_every_registered_command_loads_and_unknown_ones_are_named(capsys) -> None:
+    from alt_lightning.commands import COMMANDS
+
+    for name, command in COMMANDS.items():
+        assert callable(command.load()), name
+    assert main(["nope"]) == 2
+    assert "unknown subcommand 'nope'" in capsys.readouterr().err
 
 
 def _fit_args(root: Path, corpus: Path, tmp: Path, epochs: int = 2) -> list[str]:
@@ -169,7 +181,7 @@ def test_checkpoint_data_settings_come_back_only_without_user_data(tmp_path: Pat
     """Zero-shot: `alt test --ckpt_path k400.ckpt --config ucf.yaml` must not inherit the K400 data settings."""
     import torch
 
-    from alt_lightning.cli import _with_checkpoint_defaults
+    from alt_lightning.lightning.checkpoints import checkpoint_arguments
 
     ckpt = tmp_path / "k400.ckpt"
     torch.save(
@@ -188,16 +200,16 @@ def test_checkpoint_data_settings_come_back_only_without_user_data(tmp_path: Pat
     model_cfg = tmp_path / "trainer.yaml"
     model_cfg.write_text("trainer:\n  max_epochs: 1\n")
 
-    alone = _with_checkpoint_defaults(["test", f"--ckpt_path={ckpt}"])
+    alone = checkpoint_arguments(["test", f"--ckpt_path={ckpt}"])
     assert any(a.startswith("--model=") for a in alone) and any(a.startswith("--data=") for a in alone)
     assert '"num_frames": 32' in next(a for a in alone if a.startswith("--data="))
     for user in (["--config", str(data_cfg)], [f"--config={data_cfg}"], ["--data.class_path=x.Y"]):
-        got = _with_checkpoint_defaults(["test", *user, f"--ckpt_path={ckpt}"])
+        got = checkpoint_arguments(["test", *user, f"--ckpt_path={ckpt}"])
         assert any(a.startswith("--model=") for a in got)
         assert not any(a.startswith("--data=") for a in got), user
     # A config without a data class, or init_args overrides, adjust the checkpoint's own data.
     for user in (["--config", str(model_cfg)], ["--data.init_args.num_workers=0"]):
-        kept = _with_checkpoint_defaults(["test", *user, f"--ckpt_path={ckpt}"])
+        kept = checkpoint_arguments(["test", *user, f"--ckpt_path={ckpt}"])
         assert any(a.startswith("--data=") for a in kept), user
 
 
@@ -299,7 +311,7 @@ def test_resolve_resume_picks_the_run_folder(tmp_path: Path, monkeypatch) -> Non
     import torch
     from jsonargparse import Namespace
 
-    from alt_lightning.cli import resolve_resume
+    from alt_lightning.lightning.resume import resolve_resume
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ALT_RUN_VERSION", "new")
@@ -386,21 +398,21 @@ def test_init_weights_count_as_trained_weights() -> None:
     """`model.init_args.init_weights` loads trained weights without --ckpt_path: not refused."""
     from jsonargparse import Namespace
 
-    from alt_lightning.cli import _check_weights_source
+    from alt_lightning.lightning.cli import check_weights_source
 
     model = Namespace(class_path="alt_lightning.lightning.ALTModule", init_args=Namespace(init_weights="k400.ckpt"))
-    _check_weights_source("test", Namespace(ckpt_path=None, zero_shot_from_clip=False, model=model))
+    check_weights_source("test", Namespace(ckpt_path=None, zero_shot_from_clip=False, model=model))
     with pytest.raises(SystemExit, match="not both"):
-        _check_weights_source("test", Namespace(ckpt_path=None, zero_shot_from_clip=True, model=model))
+        check_weights_source("test", Namespace(ckpt_path=None, zero_shot_from_clip=True, model=model))
     model.init_args.init_weights = None
     with pytest.raises(SystemExit, match="untrained adapter"):
-        _check_weights_source("validate", Namespace(ckpt_path=None, zero_shot_from_clip=False, model=model))
+        check_weights_source("validate", Namespace(ckpt_path=None, zero_shot_from_clip=False, model=model))
 
 
 def test_zero_shot_from_clip_tests_clip_alone_and_says_so(
     synthetic_root: Path, tiny_corpus: Path, demo_checkpoint: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    from alt_lightning.cli import run_cli
+    from alt_lightning.lightning.cli import run_cli
 
     monkeypatch.chdir(tmp_path)
     args = _test_args(synthetic_root, tiny_corpus, tmp_path)

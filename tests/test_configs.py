@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
-from alt_lightning.cli import main, parse_config
+from alt_lightning.cli import main
+from alt_lightning.lightning.cli import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -333,6 +334,9 @@ def test_experiment_command_runs(
 
 
 FAST_PIECES = {"model/alt_l14.yaml", "data/ssv2.yaml"}  # pieces that no fast experiment uses
+#: Pieces that only add a logger whose package is an extra (tests/lightning/test_loggers.py parses and builds them):
+#: the runs here have no logger (--trainer.logger=false), so they would test nothing.
+LOGGER_PIECES = {"trainer/wandb.yaml", "trainer/mlflow.yaml"}
 PIECES = [
     pytest.param(piece, marks=() if piece in FAST_PIECES else pytest.mark.slow)
     for piece in (
@@ -340,6 +344,7 @@ PIECES = [
         *(f"data/{p.name}" for p in sorted((CONFIGS / "data").glob("*.yaml"))),
         *(f"trainer/{p.name}" for p in sorted((CONFIGS / "trainer").glob("*.yaml"))),
     )
+    if piece not in LOGGER_PIECES
 ]
 
 
@@ -395,3 +400,104 @@ def test_flops_counts_the_experiments_frames_views_and_adapter(path: Path, capsy
         assert out["config"]["adapter"] == asdict(AdapterConfig(**adapter)), cmd
         # The piece's r = 8 on alt-tiny (17 tokens, 2 blocks): 8 merged, then 4 (at most half of the non-cls tokens).
         assert out["config"]["encoder"]["r"] == 8 and out["tokens_per_frame"] == 17 - 8 - 4
+
+
+# ----------------------------------------------------------------------------------------------- presets by name
+def test_presets_are_the_repository_configs_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file of configs/ is a preset named by its path without .yaml; repo paths resolve from any folder."""
+    from alt_lightning.lightning.presets import config_presets, resolve_config, resolve_config_args
+
+    files = {p.relative_to(CONFIGS).with_suffix("").as_posix(): p for p in CONFIGS.rglob("*.yaml")}
+    presets = config_presets()
+    assert set(presets) == set(files) and len(presets) >= 26
+    assert all(presets[name].samefile(path) for name, path in files.items())
+    monkeypatch.chdir(tmp_path)  # another folder: no configs/ here
+    for spec in ("experiments/few_shot_ucf101", "configs/experiments/few_shot_ucf101.yaml"):
+        assert Path(resolve_config(spec)).samefile(CONFIGS / "experiments" / "few_shot_ucf101.yaml"), spec
+    assert resolve_config("model/none") == "model/none"  # no such preset: left for the parser's error
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "demo.yaml").write_text("seed_everything: 1\n")  # a file of the user's wins
+    assert resolve_config("configs/demo.yaml") == "configs/demo.yaml"
+    argv = resolve_config_args(["fit", "--config", "demo", "-c", "model/tiny", "--config=trainer/gpu", "--x", "demo"])
+    assert [Path(argv[i]).name for i in (2, 4)] == ["demo.yaml", "tiny.yaml"]
+    assert argv[5].startswith("--config=") and argv[5].endswith("trainer/gpu.yaml") and argv[7] == "demo"
+
+
+def test_configs_by_name_parse_as_their_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--config model/tiny --config data/ucf101 ...` from another folder: the same run as the repo paths."""
+    names = ["model/tiny", "data/ucf101", "trainer/cpu_debug", "experiments/few_shot_ucf101"]
+    by_path = composed([f"configs/{n}.yaml" for n in names])
+    monkeypatch.chdir(tmp_path)
+    by_name = parse_config(["fit", *(a for n in names for a in ("--config", n))])
+    for section in ("model", "data", "trainer"):
+        assert by_name[section] == by_path[section], section
+    assert by_name.data.init_args.few_shot is not None and by_name.data.init_args.num_frames == 32
+    with pytest.raises(ValueError, match="model/none"):
+        parse_config(["fit", "--config", "model/none"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_built_wheel_runs_the_demo_by_name_from_another_folder(tmp_path: Path) -> None:
+    """The wheel carries the presets, class lists and corpus; `alt fit --config demo` runs from the installed files.
+
+    Only the package comes from the wheel (``pip install --no-deps --target``, first on ``PYTHONPATH``); its
+    dependencies are this environment's (a fresh venv would download torch).
+    """
+    import importlib.util
+    import subprocess
+    import sys
+    import zipfile
+
+    from alt_lightning.lightning.presets import config_presets
+
+    wheels = tmp_path / "wheels"
+    build = [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(wheels)]
+    if importlib.util.find_spec("setuptools") is not None:  # build with this environment's setuptools, offline
+        build.append("--no-build-isolation")
+    res = subprocess.run(build, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (wheel,) = wheels.glob("alt_lightning-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {f"alt_lightning/configs/{n}.yaml" for n in config_presets()} <= names
+    assert "alt_lightning/resources/corpus/alt-entities-v1.jsonl" in names
+    assert "alt_lightning/resources/classes/hmdb51.txt" in names
+    assert not any(n.startswith("configs/") for n in names)
+
+    site = tmp_path / "site"
+    install = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q", "--target", str(site)]
+    res = subprocess.run([*install, str(wheel)], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1", "ALT_CACHE_DIR": str(tmp_path / "cache")}
+    env["ALT_RUN_VERSION"] = "wheel"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+
+    where = run(sys.executable, "-c", "import alt_lightning.lightning.presets as p; print(p.config_dir().resolve())")
+    assert where.returncode == 0, where.stderr[-3000:]
+    assert Path(where.stdout.strip()) == (site / "alt_lightning" / "configs").resolve()  # not src/ of the repo
+    data = run(
+        sys.executable,
+        "-m",
+        "alt_lightning.data.synthetic",
+        "demo_data",
+        "--seed",
+        "0",
+        "--train",
+        "2",
+        "--val",
+        "1",
+        "--test",
+        "1",
+    )
+    assert data.returncode == 0, data.stderr[-3000:]
+    alt = site / "bin" / "alt"  # the console script of the wheel's entry point
+    assert alt.is_file()
+    tiny = ["--trainer.max_epochs=1", "--trainer.limit_train_batches=2", "--trainer.limit_val_batches=1"]
+    fit = run(str(alt), "fit", "--config", "demo", *tiny, "--data.init_args.num_workers=0")
+    assert fit.returncode == 0, fit.stderr[-3000:]
+    assert (work / "runs" / "demo" / "wheel" / "checkpoints" / "best.ckpt").is_file()
+    assert (work / "runs" / "demo" / "latest").resolve() == (work / "runs" / "demo" / "wheel").resolve()

@@ -52,31 +52,10 @@ LAYERS: dict[str, frozenset[str]] = {
 ROOT_LAYER = "root"
 LAYER_OF_TOP_MODULE = {"__main__": "cli"}
 
-# Known violations of the tree before issue 12's redesign, removed by its parallel pieces. Each is listed so that the
-# test documents them; a new one, or one that is gone, fails `test_only_the_known_violations_remain` (update the lists,
-# and drop the xfail marks below once both lists are empty).
-KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        # cli.py dispatches to commands/predict.py, which reads configs through cli.parse_config.
-        frozenset({"alt_lightning.cli", "alt_lightning.commands.predict"}),
-    }
-)
-KNOWN_LAYER_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # cli.py is to become the thin main over commands/ (dispatch, ALTCLI and the checkpoint handling move out).
-        ("alt_lightning.cli", "alt_lightning.datamodules.base"),
-        ("alt_lightning.cli", "alt_lightning.datamodules.legacy"),
-        ("alt_lightning.cli", "alt_lightning.lightning.module"),
-        ("alt_lightning.cli", "alt_lightning.protocols.report"),
-        # commands/ and protocols/ reach up into cli.py for the LightningCLI parser (one config reader to come).
-        ("alt_lightning.commands.cache", "alt_lightning.cli"),
-        ("alt_lightning.commands.flops", "alt_lightning.cli"),
-        ("alt_lightning.commands.predict", "alt_lightning.cli"),
-        ("alt_lightning.protocols.runner", "alt_lightning.cli"),
-        # text/ loads CLIP from model/backbone.py, while model/classifier.py imports text/.
-        ("alt_lightning.text.embeddings", "alt_lightning.model.backbone"),
-    }
-)
+# Known violations: none left (issue 12 removed them). A new one fails `test_only_the_known_violations_remain` and the
+# two strict tests below; list one here only with the issue that removes it.
+KNOWN_CYCLES: frozenset[frozenset[str]] = frozenset()
+KNOWN_LAYER_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 
 
 # ------------------------------------------------------------------------------------------------------- the checker
@@ -353,17 +332,11 @@ def test_only_the_known_violations_remain(edges: list[Edge]) -> None:
     assert not message, message
 
 
-@pytest.mark.xfail(
-    strict=True, reason=f"known import cycles (issue 12 removes them): {sorted(map(sorted, KNOWN_CYCLES))}"
-)
 def test_no_import_cycles(edges: list[Edge]) -> None:
     cycles = import_cycles(edges)
     assert not cycles, "\n".join(_describe(cycle_path(edges, c)) for c in sorted(cycles, key=sorted))
 
 
-@pytest.mark.xfail(
-    strict=True, reason=f"known layer violations (issue 12 removes them): {sorted(KNOWN_LAYER_VIOLATIONS)}"
-)
 def test_imports_follow_the_layers(edges: list[Edge]) -> None:
     bad = layer_violations(edges)
     assert not bad, _describe(bad)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from alt_lightning.cli import main, parse_config
+from alt_lightning.cli import main
 from alt_lightning.data.feature_cache import list_caches
 from alt_lightning.datamodules.legacy import upgrade_data_hparams
+from alt_lightning.lightning.cli import parse_config
 
 LEGACY = Path(__file__).resolve().parent / "data" / "legacy" / "v0.1.0-fewshot-subset.ckpt"
 

@@ -11,14 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from alt_lightning.cli import _is_video_predict, main
+from alt_lightning.cli import main
 from alt_lightning.commands.predict import (
-    EntityEvidence,
     _video_dataset,
     build_model,
     build_parser,
-    entity_evidence,
-    explain_class,
+    is_video_predict,
     parse_labels,
     png_names,
     predict_videos,
@@ -47,40 +45,19 @@ def test_parse_labels(tmp_path: Path) -> None:
         parse_labels("a,b,a")
 
 
-def test_entity_evidence_and_class_explanations_by_hand() -> None:
-    names = ["hand", "ball", "grass"]
-    ids = torch.tensor([[0, 1, 1, 2]])  # [T=1, R=4]
-    conf = torch.tensor([[0.9, 0.6, 0.8, 0.5]])
-    sizes = torch.tensor([[2.0, 1.0, 1.0, 4.0]])  # patches per region: 8 in all
-    ev = entity_evidence(ids, conf, sizes, names)
-    assert [(e.name, e.regions) for e in ev] == [("grass", 1), ("hand", 1), ("ball", 2)]
-    assert [e.share for e in ev] == pytest.approx([0.5, 0.25, 0.25])
-    assert [e.confidence for e in ev] == pytest.approx([0.5, 0.9, 0.7])
-    # Entity 1 ("ball") is the text closest to class 0, "grass" to class 1, "hand" is as close to both.
-    ent = F.normalize(torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), dim=-1)
-    cls = F.normalize(torch.tensor([[1.0, 0.0, 0.2], [0.0, 1.0, 0.2]]), dim=-1)
-    top = explain_class(ev, ent, cls, class_index=0, top=3)
-    assert [e.name for e, _ in top] == ["ball"]  # grass is specific to the other class, hand to neither
-    spec = float(cls[0] @ ent[1] - (cls @ ent[1]).mean())
-    assert top[0][1] == pytest.approx(0.25 * 0.7 * spec)
-    assert [e.name for e, _ in explain_class(ev, ent, cls, class_index=1)] == ["grass"]
-    assert explain_class([], ent, cls, 0) == []
-    assert isinstance(ev[0], EntityEvidence)
-
-
 def test_cli_dispatch_between_video_predict_and_lightning_predict() -> None:
-    assert _is_video_predict(["clip.mp4", "--labels", "a,b"])
-    assert _is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
-    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
-    assert _is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
-    assert not _is_video_predict([])
+    assert is_video_predict(["clip.mp4", "--labels", "a,b"])
+    assert is_video_predict(["--labels", "a,b", "--videos", "clip.mp4"])
+    assert not is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert is_video_predict(["--labels", "a,b", "--help"])  # help of the video command
+    assert not is_video_predict([])
 
 
 def test_video_predict_detected_with_the_checkpoint_before_the_video() -> None:
     # `alt predict --ckpt X.ckpt clip.mp4` (labels from the checkpoint) is the per-video command, not LightningCLI's.
-    assert _is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
-    assert _is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
-    assert not _is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
+    assert is_video_predict(["--ckpt", "x.ckpt", "clip.mp4"])
+    assert is_video_predict(["--ckpt=x.ckpt", "clip.mp4"])
+    assert not is_video_predict(["--config", "fit.yaml", "--ckpt_path", "x.ckpt"])
 
 
 def _zero_shot_args(weights: Path, corpus: Path, **kw) -> Namespace:

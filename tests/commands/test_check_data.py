@@ -114,11 +114,12 @@ def test_check_data_in_parallel_writes_report_and_clean_lists(mixed_root: Path, 
     assert "undecodable (1)" in out and "missing file (1)" in out
 
 
-def test_check_data_reads_the_data_section_of_a_fit_config(mixed_root: Path, tmp_path: Path) -> None:
+def test_check_data_reads_the_data_section_of_a_fit_config(mixed_root: Path, tmp_path: Path, model_config) -> None:
+    """A whole `alt fit` config, read by its parser: the model is parsed (never built), the data checked."""
     config = tmp_path / "fit.yaml"
     data = {"class_path": "alt_lightning.datamodules.VideoListDataModule", "init_args": {"root": str(mixed_root)}}
     data["init_args"] |= {"classes": "classes.txt", "val_list": "nothing.txt"}
-    config.write_text(yaml.safe_dump({"model": {"class_path": "x"}, "trainer": {"max_epochs": 1}, "data": data}))
+    config.write_text(yaml.safe_dump({"model": model_config, "trainer": {"max_epochs": 1}, "data": data}))
     report, clean = tmp_path / "r.csv", tmp_path / "train_clean.txt"
     args = ["check-data", f"--config={config}", "--data.init_args.val_list=val.txt", "--splits", "val"]
     assert alt_main([*args, "--workers=0", f"--report={report}", "--progress=false"]) == 1
@@ -127,6 +128,19 @@ def test_check_data_reads_the_data_section_of_a_fit_config(mixed_root: Path, tmp
     assert alt_main([*strict, f"--report={report}", f"--clean-list={clean}", "--progress=false"]) == 1
     assert "v/cut.mp4 1" not in clean.read_text().splitlines()  # damaged files are bad with --strict
     assert next(r for r in _rows(report) if r["path"].endswith("cut.mp4"))["status"] == "bad"
+
+
+def test_check_data_checks_what_the_run_reads(mixed_root: Path, tmp_path: Path) -> None:
+    """A few-shot option on the data: the training videos checked are the draw the run trains on, no others."""
+    report, manifest = tmp_path / "r.csv", tmp_path / "few_shot.txt"
+    args = ["check-data", "--data.class_path=alt_lightning.datamodules.VideoListDataModule"]
+    args += [f"--data.init_args.root={mixed_root}", "--data.init_args.classes=classes.txt", "--splits", "train"]
+    args += ["--data.init_args.few_shot.shots=1", f"--data.init_args.few_shot.manifest_out={manifest}"]
+    assert alt_main([*args, "--workers=0", "--progress=false", f"--report={report}"]) in (0, 1)
+    drawn = {x.rsplit(" ", 1)[0] for x in manifest.read_text().splitlines() if x and not x.startswith("#")}
+    rows = _rows(report)
+    assert len(rows) == 2 and {r["split"] for r in rows} == {"train"}  # one video per class, of the 7 listed
+    assert {str(Path(r["path"]).relative_to(mixed_root)) for r in rows} == drawn
 
 
 def test_permission_errors_carry_the_os_message_not_missing_or_undecodable(
@@ -203,9 +217,11 @@ def test_check_data_workers_do_not_import_torch(mixed_root: Path, tmp_path: Path
         "    return real(path, timeout_s, full)\n"
         "cd.check_video = check_video\n"
     )
-    script = probe_dir / "alt"  # like the console script pip writes: imports the CLI at the top, no .py
+    # Like the console script pip writes (imports the CLI at the top, no .py), with torch imported too: a heavy main
+    # module that the workers must not re-run.
+    script = probe_dir / "alt"
     script.write_text(
-        "import sys\nimport probe\nfrom alt_lightning.cli import main\n"
+        "import sys\nimport torch\nimport probe\nfrom alt_lightning.cli import main\n"
         "if __name__ == '__main__':\n    assert 'torch' in sys.modules\n    sys.exit(main())\n"
     )
     env = {**os.environ, "PROBE_DIR": str(probe_dir)}

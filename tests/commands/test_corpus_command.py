@@ -148,6 +148,8 @@ def test_cli_embed_calls_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         "{unit}: {description}",
     ]
     assert main(argv) == 0
+    clip = calls[0].pop("clip_model")  # the command loads CLIP (text/ never imports model/)
+    assert isinstance(clip, torch.nn.Module) and hasattr(clip, "encode_text")
     assert calls == [
         {
             "model_name": "alt-tiny",
@@ -157,7 +159,7 @@ def test_cli_embed_calls_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
             "return_info": True,
         }
     ]
-    inspect.signature(real).bind(**calls[0])  # the real function accepts this call
+    inspect.signature(real).bind(**calls[0], clip_model=clip)  # the real function accepts this call
     printed = capsys.readouterr().out
     assert "embeddings shape: (1, 64)" in printed and "entry.pt" in printed and "cache hit: True" in printed
     assert main([*argv, "--pretrained", "none"]) == 0  # the help's "none: random" spelling

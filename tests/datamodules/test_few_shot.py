@@ -167,9 +167,9 @@ def test_few_shot_hparams_are_plain_data(ucf_root: Path, tmp_path: Path) -> None
 def test_cli_sets_few_shot_options_on_any_data_config(
     ucf_root: Path, tmp_path: Path, model_config: dict, monkeypatch
 ) -> None:
-    from alt_lightning.cli import ALTCLI
     from alt_lightning.datamodules import VideoDataModule
     from alt_lightning.lightning import ALTModule
+    from alt_lightning.lightning.cli import ALTCLI
 
     monkeypatch.chdir(tmp_path)
     data = {

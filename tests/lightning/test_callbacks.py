@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
-import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from alt_lightning.data.records import VideoRecord
+from alt_lightning.explain import alignment_maps
 from alt_lightning.lightning import ALTModule
 from alt_lightning.lightning.callbacks import (
     AlignmentHeatmapLogger,
     PredictionWriter,
     StepSeed,
     ThroughputMonitor,
-    alignment_maps,
-    entity_patch_map,
-    render_alignment,
+    image_tag,
     write_predictions,
 )
 
@@ -41,32 +40,6 @@ def test_prediction_file_rows(tmp_path: Path) -> None:
     assert (rows[0]["pred_1"], rows[0]["score_1"], rows[0]["pred_2"]) == ("c", "0.600000", "b")
     assert (rows[0]["pred_id_1"], rows[0]["pred_id_2"], rows[1]["pred_id_1"]) == ("2", "1", "1")
     assert rows[1]["video_id"] == "vid1" and rows[1]["correct_top1"] == "0" and rows[1]["correct_top2"] == "1"
-
-
-def test_entity_patch_map_follows_the_source_map() -> None:
-    # 2x2 patch grid; region 0 holds patches 0 and 1 (top row), region 1 patches 2 and 3; cls is token 0.
-    source = torch.zeros(1, 3, 5)
-    source[0, 0, 0] = 1
-    source[0, 1, 1:3] = 1
-    source[0, 2, 3:5] = 1
-    entity, conf = entity_patch_map(source, torch.tensor([[5, 7]]), torch.tensor([[0.9, 0.4]]), (2, 2))
-    assert entity.tolist() == [[[5, 5], [7, 7]]]
-    assert torch.allclose(conf, torch.tensor([[[0.9, 0.9], [0.4, 0.4]]]))
-
-
-@pytest.mark.parametrize("use_matplotlib", [False, True])
-def test_render_alignment(use_matplotlib: bool) -> None:
-    frames = np.full((3, 32, 32, 3), 100, np.uint8)
-    entity = torch.tensor([[[0, 1], [1, 2]]] * 3)  # [T, 2, 2]
-    conf = torch.full((3, 2, 2), 0.5)
-    image, legend = render_alignment(frames, entity, conf, ["a", "b", "c"], use_matplotlib=use_matplotlib)
-    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
-    if not use_matplotlib:
-        assert image.shape == (2 * 32 + 2, 3 * 32 + 2 * 2, 3)
-        assert (image[:32, :32] == 100).all()  # the frame itself is drawn unchanged on top
-        assert not (image[34:, :32] == 100).all()  # the overlay is coloured
-    assert [name for name, _, _ in legend] == ["b", "a", "c"]  # most patches first
-    assert [s for _, _, s in legend] == pytest.approx([0.5, 0.25, 0.25])
 
 
 def test_callbacks_in_a_tiny_fit_and_test(list_datamodule, module_kwargs: dict, tmp_path: Path) -> None:
@@ -101,9 +74,19 @@ def test_callbacks_in_a_tiny_fit_and_test(list_datamodule, module_kwargs: dict, 
     assert writer.last_path == tmp_path / "predictions_test.csv"
     with writer.last_path.open() as f:
         assert len(list(csv.DictReader(f))) == 12  # every test video (4 classes x 3)
-    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
-    assert {"alignment/video_0", "alignment/video_1"} <= set(events.Tags()["images"])
+    # Each image is tagged with its video and label (the validation loader's first clips), and titled.
+    first = next(iter(dm.val_dataloader()))
+    names = [(str(v), dm.class_names[int(y)]) for v, y in zip(first["video_id"][:2], first["label"][:2], strict=True)]
+    expected = ["alignment/" + re.sub(r"[^-\w.]", "_", f"{i}_{v}_{y}") for i, (v, y) in enumerate(names)]
+    assert heatmaps.tags == expected and set(expected) <= set(events.Tags()["images"])
+    for tag, (video_id, label) in zip(expected, names, strict=True):
+        (text,) = events.Tensors(f"{tag}_legend/text_summary")  # add_text appends /text_summary
+        body = text.tensor_proto.string_val[0].decode()
+        assert body.startswith(f"**{video_id}: label {label!r}, predicted ") and "epoch 1**" in body
+        assert "frames 1, 3, 4 of the 4 sampled" in body and "% (" in body  # caption, legend
+    assert image_tag(0, "a/b c", "riding a bike") == "alignment/0_a_b_c_riding_a_bike"
     assert "perf/clips_per_s" in events.Tags()["scalars"]
 
 

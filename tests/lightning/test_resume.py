@@ -25,7 +25,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from alt_lightning.cli import run_cli
+from alt_lightning.lightning.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 

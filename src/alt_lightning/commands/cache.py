@@ -47,8 +47,8 @@ def _load(rest: list[str], feature_dir: str | None) -> tuple[Any, Any, Any]:
 
     import lightning.pytorch as pl
 
-    from alt_lightning.cli import run_cli
     from alt_lightning.data.feature_cache import SPLITS, FeatureCacheConfig
+    from alt_lightning.lightning.cli import run_cli
 
     cli = run_cli(rest, run=False)
     dm = cli.datamodule

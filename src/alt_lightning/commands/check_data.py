@@ -7,15 +7,16 @@ Usage::
     alt check-data --data.class_path alt_lightning.datamodules.UCFHMDBDataModule \
                    --data.init_args.root data/ucf101 --data.init_args.dataset ucf101
 
-The config is the one ``alt fit`` takes; only its ``data:`` section is read. Every listed video (missing ones
-included) is opened, its header read, and a few frames decoded (first, middle, last: ``--full`` decodes all);
-the report CSV has one row per video and split: ``path, video_id, split, status (ok/bad), reason, frames, fps,
-duration, size_bytes``. A usable but damaged file (truncated: frames past the cut repeat the last one) is ``ok``
-with its reason, or ``bad`` with ``--strict``. ``--clean-list`` writes, per split, the ``path label`` list of the
-good videos, ready for :class:`~alt_lightning.datamodules.VideoListDataModule`. Both are opened before the first
-video is decoded (an unwritable path fails at once). A file that exists but cannot be read is reported with the OS
-error (``unreadable (Permission denied)``), not as missing. Exit status: 0 when every video is good, 1 otherwise, 2
-for a usage error or an output that cannot be written.
+The configs are those ``alt fit`` takes (files or preset names, read by its parser; only the DataModule is built), and
+the videos checked are those a run reads: the class subset and the few-shot draw are applied (the few-shot list is
+written as the run writes it). Every listed video (missing ones included) is opened, its header read, and a few frames
+decoded (first, middle, last: ``--full`` decodes all); the report CSV has one row per video and split: ``path, video_id,
+split, status (ok/bad), reason, frames, fps, duration, size_bytes``. A usable but damaged file (truncated: frames past
+the cut repeat the last one) is ``ok`` with its reason, or ``bad`` with ``--strict``. ``--clean-list`` writes, per
+split, the ``path label`` list of the good videos, ready for :class:`~alt_lightning.datamodules.VideoListDataModule`.
+Both are opened before the first video is decoded (an unwritable path fails at once). A file that exists but cannot be
+read is reported with the OS error (``unreadable (Permission denied)``), not as missing. Exit status: 0 when every video
+is good, 1 otherwise, 2 for a usage error or an output that cannot be written.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import json
 import multiprocessing
 import os
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -149,53 +149,65 @@ def _clean_list_path(pattern: str, split: str, several: bool) -> Path:
     return p.with_name(f"{p.stem}.{split}{p.suffix}") if several else p
 
 
-def build_parser(prog: str, description: str) -> Any:
-    """A jsonargparse parser with ``--config`` (an ``alt fit`` config: its ``data:`` section) and ``--data``."""
+def print_help(prog: str, description: str, add_arguments: Callable[[Any], None]) -> None:
+    """The help of a command that reads data configs: ``--config``, the DataModule's options and its own."""
     from jsonargparse import ArgumentParser
 
     from alt_lightning.datamodules.base import VideoDataModule
 
     parser = ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--config", type=str | None, default=None, help="alt fit config file (its data: section)")
+    parser.add_argument(
+        "--config", type=str | None, default=None, help="alt fit config files or preset names (as alt fit, repeatable)"
+    )
     parser.add_subclass_arguments(VideoDataModule, "data", required=False)
-    return parser
+    add_arguments(parser)
+    parser.print_help()
 
 
-def parse_with_data(parser: Any, argv: Sequence[str]) -> tuple[Any, VideoDataModule | None]:
-    """Parse ``argv``; the ``data:`` section of ``--config`` comes first, so ``--data.*`` arguments override it.
+def parse_with_data(
+    argv: Sequence[str],
+    add_arguments: Callable[[Any], None],
+    *,
+    prog: str,
+    description: str,
+    required: bool = True,
+) -> tuple[Any, VideoDataModule | None]:
+    """Parse ``argv`` as ``alt fit`` parses it, with a command's own options; build only the DataModule.
+
+    ``--config`` takes what ``alt fit`` takes (files or preset names; model and trainer sections are parsed, never
+    built), ``--data.*`` arguments override it, and ``--ckpt_path`` brings back a checkpoint's DataModule.
+
+    Args:
+        argv: The command's arguments.
+        add_arguments: Adds the command's own options to the parser.
+        prog: The command (``--help``).
+        description: Its description (``--help``).
+        required: Whether a missing DataModule is an error.
 
     Returns:
-        The parsed namespace and the instantiated DataModule (``None`` when neither was given).
+        The parsed namespace and the DataModule (``None`` when none is named and ``required`` is false).
+
+    Raises:
+        SystemExit: 0 after ``--help``; one line for a usage error or a missing DataModule.
     """
-    import yaml
+    from alt_lightning.lightning.cli import data_given, instantiate_data, parse_config
 
-    argv = list(argv)
-    config = None
-    for i, a in enumerate(argv):
-        if a.startswith("--config="):
-            config = a.split("=", 1)[1]
-        elif a == "--config" and i + 1 < len(argv):
-            config = argv[i + 1]
-    if config is not None:
-        data = (yaml.safe_load(Path(config).read_text()) or {}).get("data")
-        if data is None:
-            raise SystemExit(f"{config}: no data: section; pass a config that alt fit accepts, or --data.*")
-        argv = [f"--data={json.dumps(data)}", *argv]
-    cfg = parser.parse_args(argv)
-    if cfg.get("data") is None:
+    if any(a in ("-h", "--help") for a in argv):  # the command's own help, not all of alt fit's
+        print_help(prog, description, add_arguments)
+        raise SystemExit(0)
+    try:
+        cfg = parse_config(["fit", *argv], add_arguments=add_arguments)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
+    if not data_given(cfg):
+        if required:
+            raise SystemExit("give --config (an alt fit config or preset name) or --data.class_path ...")
         return cfg, None
-    # `instantiate` since jsonargparse 4.49 (`instantiate_classes` before).
-    init = parser.instantiate(cfg) if hasattr(parser, "instantiate") else parser.instantiate_classes(cfg)
-    return cfg, init.data
+    return cfg, instantiate_data(cfg)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``alt check-data``."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    parser = build_parser("alt check-data", __doc__.split("\n\n")[0])
+def _arguments(parser: Any) -> None:
+    """The options of ``alt check-data`` (besides the configs)."""
     parser.add_argument("--splits", type=str, default=["train", "val", "test"], nargs="+")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (0: this one)")
     parser.add_argument("--report", type=str, default="check_data.csv", help="report CSV to write")
@@ -210,11 +222,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--strict", type=bool, default=False, help="count usable but damaged files as bad")
     parser.add_argument("--timeout_s", type=float, default=60.0, help="time limit per video")
     parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
-    cfg, dm = parse_with_data(parser, sys.argv[1:] if argv is None else argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alt check-data``."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     console = Console()
-    if dm is None:
-        console.print("[red]give --config (an alt fit config) or --data.class_path ...[/red]")
+    try:
+        args = list(sys.argv[1:] if argv is None else argv)
+        cfg, dm = parse_with_data(args, _arguments, prog="alt check-data", description=__doc__.split("\n\n")[0])
+    except SystemExit as err:
+        if isinstance(err.code, int) or err.code is None:  # --help
+            return err.code or 0
+        console.print(f"[red]{escape(str(err.code))}[/red]", soft_wrap=True)
         return 2
+    assert dm is not None
 
     unknown = [s for s in cfg.splits if s not in ("train", "val", "test")]
     if unknown:
@@ -224,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: list[str] = []
     for split in cfg.splits:
         try:
-            per_split[split] = dm.records(split)
+            # What a run reads (class subset and few-shot draw applied); decoding needs no labels (Kinetics test.csv).
+            per_split[split] = dm.split_records(split, unlabelled_ok=True)
         except Exception as e:  # one split's annotations may be absent (e.g. Kinetics test.csv)
             errors.append(f"{split}: {e}")
     paths = sorted({r.path for records in per_split.values() for r in records})
@@ -274,7 +300,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _rewrite(outputs[lists[split]])
             elif split in lists:
                 out = lists[split]
-                _rewrite(outputs[out]).write("".join(f"{relative_path(r.path, dm.root)} {r.label}\n" for r in good))
+                # The dataset's own label ids (a class subset's relabelling is redone by whatever reads the list).
+                lines = [f"{relative_path(r.path, dm.root)} {r.meta.get('parent_label', r.label)}\n" for r in good]
+                _rewrite(outputs[out]).write("".join(lines))
                 console.print(f"{split}: {len(good)} good videos listed in {out}")
     console.print(table)
     for e in errors:

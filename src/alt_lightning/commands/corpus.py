@@ -178,13 +178,16 @@ def _cmd_template(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_embed(args: argparse.Namespace, console: Console) -> int:
-    from alt_lightning.text.embeddings import cached_text_embeddings  # torch/open_clip only when needed
+    from alt_lightning.model.backbone import load_clip  # torch/open_clip only when needed
+    from alt_lightning.text.embeddings import cached_text_embeddings
 
     corpus = corpus_lib.load_corpus(args.corpus)
+    pretrained = None if str(args.pretrained).lower() in ("", "none", "null") else args.pretrained
     emb, info = cached_text_embeddings(
         model_name=args.model_name,
-        pretrained=None if str(args.pretrained).lower() in ("", "none", "null") else args.pretrained,
+        pretrained=pretrained,
         texts=corpus.texts(args.template),
+        clip_model=load_clip(args.model_name, pretrained),
         cache_dir=args.cache_dir,
         return_info=True,
     )

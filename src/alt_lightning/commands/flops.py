@@ -70,7 +70,7 @@ def from_fit_configs(configs: list[str]) -> tuple[ALTConfig, dict[str, Any]]:
     Raises:
         ValueError: If ``alt fit``'s parser refuses the configs.
     """
-    from alt_lightning.cli import parse_config
+    from alt_lightning.lightning.cli import parse_config
 
     cfg = parse_config(["fit", *(a for c in configs for a in ("--config", c))])
     model = cfg.model.init_args.as_dict()

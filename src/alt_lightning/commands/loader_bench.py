@@ -227,14 +227,8 @@ def _folder(folder: Path, limit: int | None) -> list[VideoRecord]:
     return [VideoRecord(str(p), 0, p.relative_to(folder).as_posix()) for p in files[:limit]]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``alt loader-bench``."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from alt_lightning.commands.check_data import build_parser, parse_with_data
-
-    parser = build_parser("alt loader-bench", __doc__.split("\n\n")[0])
+def _arguments(parser: Any) -> None:
+    """The options of ``alt loader-bench`` (besides the configs)."""
     parser.add_argument("--videos", type=str | None, default=None, help="folder of videos (searched recursively)")
     parser.add_argument("--synthetic", type=int, default=16, help="videos to write when no other source is given")
     parser.add_argument("--synthetic_size", type=str, default="340x256", help="WIDTHxHEIGHT of synthetic videos")
@@ -256,7 +250,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prepare", type=bool, default=False, help="also time an `alt prepare`d copy of the videos")
     parser.add_argument("--prepare_short_side", type=int, default=256, help="short side of the prepared copy")
     parser.add_argument("--prepare_gop", type=int, default=12, help="keyframe interval of the prepared copy")
-    cfg, dm = parse_with_data(parser, sys.argv[1:] if argv is None else argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alt loader-bench``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from alt_lightning.commands.check_data import parse_with_data
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    description = __doc__.split("\n\n")[0]
+    cfg, dm = parse_with_data(args, _arguments, prog="alt loader-bench", description=description, required=False)
     console = Console()
     if cfg.synthetic_style not in ("demo", "camera"):
         raise SystemExit(f"--synthetic_style must be demo or camera, got {cfg.synthetic_style!r}")

@@ -9,12 +9,12 @@
 Without ``--ckpt`` the prediction is zero-shot from the backbone alone: the adapter's residual weight is set to 0,
 so the video vector is CLIP's mean frame embedding; the alignment (a frozen, parameter-free head) still explains it.
 
-Explanations come from the alignment: every region of every sampled frame was matched to one corpus entity with some
-confidence. For each entity the table reports how much of the frames' area its regions cover (share) and their mean
-confidence. An entity explains a class when regions matched it *and* its text embedding is closer to that class's
-prompt than to the other labels' prompts. Our choice (the paper shows alignments but gives no scoring rule):
-``relevance(e, c) = share(e) * confidence(e) * (cos(e, c) - mean_j cos(e, j))``; alternatives would read the
-adapter's cross-attention weights or gradients.
+Explanations come from the alignment (:mod:`alt_lightning.explain`, shared with the heatmap callback): every region of
+every sampled frame was matched to one corpus entity with some confidence. For each entity the table reports how much
+of the frames' area its regions cover (share) and their mean confidence, over all sampled frames and clips; the PNG's
+legend prints the same numbers. An entity explains a class when regions matched it *and* its text embedding is closer
+to that class's prompt than to the other labels' prompts (the scoring rule is in
+:mod:`alt_lightning.explain.evidence`).
 
 A video that cannot be read gets one line (``path: reason``) and costs the others nothing: their tables, JSON and
 images are written, and the exit status is 1. ``alt predict --config fit.yaml`` with no video arguments is
@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from rich.console import Console
 from rich.markup import escape
@@ -41,51 +40,34 @@ from rich.table import Table
 from alt_lightning.data.dataset import DECODE_ERRORS, SamplingConfig, VideoDataset, error_reason
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
-
-
-@dataclass
-class EntityEvidence:
-    """How a video's regions matched one entity.
-
-    Attributes:
-        entity_id: Index in the corpus.
-        name: The entity (corpus unit).
-        regions: Regions (over all frames and views) matched to it.
-        share: Share of the frames' patch area those regions cover (0-1).
-        confidence: Mean alignment confidence of those regions (0-1).
-    """
-
-    entity_id: int
-    name: str
-    regions: int
-    share: float
-    confidence: float
-
-
-@dataclass
-class ClassPrediction:
-    """One of a video's top-k classes.
-
-    Attributes:
-        label: Class name.
-        score: Probability (views averaged).
-        entities: Entities that explain it, most relevant first, with their relevance.
-    """
-
-    label: str
-    score: float
-    entities: list[tuple[EntityEvidence, float]] = field(default_factory=list)
+from alt_lightning.explain import (
+    MATPLOTLIB_MISSING,
+    ClassPrediction,
+    EntityEvidence,
+    Heatmap,
+    clip_heatmap,
+    entity_patch_map,
+    explain_class,
+    matplotlib_available,
+    output_evidence,
+    source_kept,
+    write_png,
+)
 
 
 @dataclass
 class VideoPrediction:
-    """The result for one video file; ``error`` (and no classes) when it could not be read."""
+    """The result for one video file; ``error`` (and no classes) when it could not be read.
+
+    ``heatmap`` is the picture written to ``png`` (with its legend and caption as data); not part of the JSON.
+    """
 
     path: str
     top: list[ClassPrediction]
     evidence: list[EntityEvidence]
     png: str | None = None
     error: str | None = None
+    heatmap: Heatmap | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """Plain data for ``--json``."""
@@ -136,68 +118,6 @@ def parse_labels(spec: str) -> list[str]:
     return names
 
 
-def entity_evidence(
-    entity_ids: torch.Tensor, confidence: torch.Tensor, sizes: torch.Tensor | None, names: Sequence[str]
-) -> list[EntityEvidence]:
-    """Aggregate region-to-entity matches over frames and views, most area first.
-
-    Args:
-        entity_ids: ``[..., R]`` entity per region.
-        confidence: ``[..., R]`` its confidence.
-        sizes: ``[..., R]`` patches per region (``None``: every region counts as 1).
-        names: Entity names by id.
-    """
-    ids = entity_ids.reshape(-1).long()
-    conf = confidence.reshape(-1).float()
-    area = torch.ones_like(conf) if sizes is None else sizes.reshape(-1).float()
-    k = len(names)
-    count = torch.bincount(ids, minlength=k).float()  # [K]
-    covered = torch.zeros(k).index_add_(0, ids, area)  # [K]
-    conf_sum = torch.zeros(k).index_add_(0, ids, conf)  # [K]
-    used = torch.nonzero(count).flatten().tolist()
-    total = float(area.sum())
-    out = [
-        EntityEvidence(
-            entity_id=e,
-            name=names[e],
-            regions=int(count[e]),
-            share=float(covered[e]) / total,
-            confidence=float(conf_sum[e] / count[e]),
-        )
-        for e in used
-    ]
-    return sorted(out, key=lambda x: (-x.share, x.entity_id))
-
-
-def explain_class(
-    evidence: Sequence[EntityEvidence],
-    entity_embeddings: torch.Tensor,
-    class_embeddings: torch.Tensor,
-    class_index: int,
-    top: int = 3,
-) -> list[tuple[EntityEvidence, float]]:
-    """The matched entities that explain one class, by ``share * confidence * specificity``.
-
-    Args:
-        evidence: The video's matched entities (:func:`entity_evidence`).
-        entity_embeddings: ``[K, C]`` normalised entity text embeddings.
-        class_embeddings: ``[N, C]`` normalised class prompt embeddings.
-        class_index: The class to explain.
-        top: Entities returned at most.
-
-    Returns:
-        ``(evidence, relevance)`` with positive relevance, highest first.
-    """
-    if not evidence:
-        return []
-    ids = torch.tensor([e.entity_id for e in evidence])
-    cos = entity_embeddings[ids].float() @ class_embeddings.float().T  # [E, N]
-    specificity = cos[:, class_index] - cos.mean(dim=1)  # [E]
-    scored = [(e, e.share * e.confidence * float(s)) for e, s in zip(evidence, specificity, strict=True)]
-    scored = [x for x in scored if x[1] > 0]
-    return sorted(scored, key=lambda x: -x[1])[:top]
-
-
 def png_names(paths: Sequence[str | Path]) -> list[str]:
     """Distinct image file names for the inputs, in order.
 
@@ -234,49 +154,35 @@ def _import(class_path: str) -> type:
 def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any, dict[str, Any]]:
     """The module (eval mode) and the data settings (``num_frames``, ``test_clips``) to sample with.
 
-    The frame count is decided first (``--num_frames``, else the checkpoint's or the config's, else 8), since it
-    sizes the model's temporal tables.
+    The configs and the checkpoint are read as ``alt test --config ... --ckpt_path`` reads them (the CLI's parser,
+    nothing else instantiated): the checkpoint's model settings under the configs', its data settings when the
+    configs name no DataModule, its model class over a config's. The frame count is decided first (``--num_frames``,
+    else the checkpoint's, else the data's), since it sizes the model's temporal tables.
     """
-    from alt_lightning.lightning.module import ALTModule
+    from alt_lightning.lightning.checkpoints import read_checkpoint
+    from alt_lightning.lightning.cli import parse_config
+    from alt_lightning.lightning.module import expect_checkpoint
 
     overrides = {k: getattr(args, k) for k in ("model_name", "pretrained", "corpus") if getattr(args, k) is not None}
-    frames = getattr(args, "num_frames", None)
-    if args.ckpt:
-        from alt_lightning.datamodules.legacy import upgrade_data_hparams
-
-        saved = torch.load(args.ckpt, weights_only=True, map_location="cpu")
-        hp = dict(saved.get("hyper_parameters") or {})
-        data = upgrade_data_hparams(dict(saved.get("datamodule_hyper_parameters") or {}))
-        data["num_frames"] = frames or hp.get("num_frames") or data.get("num_frames") or 8
-        cls = _import(hp["_class_path"]) if "_class_path" in hp else ALTModule
-        labels = labels or list((saved.get("alt") or {}).get("class_names") or hp.get("class_names") or [])
+    saved = read_checkpoint(args.ckpt) if args.ckpt else None
+    if saved is not None:
+        labels = labels or saved.class_names
         if not labels:
             raise ValueError(f"{args.ckpt} stores no class names: pass --labels.")
-        if args.r is not None:  # ToMe r has no weights of its own: entity-query checkpoints run at any r
-            overrides["encoder"] = {**(hp.get("encoder") or {}), "r": args.r}
-        model = cls.load_from_checkpoint(
-            args.ckpt,
-            map_location="cpu",
-            weights_only=True,
-            class_names=labels,
-            num_frames=data["num_frames"],
-            **overrides,
-        )
-    else:
-        if not labels:
-            raise ValueError("--labels is required without --ckpt.")
-        from alt_lightning.cli import parse_config
-
-        # The configs as `alt fit` composes them (defaults filled in): the model's settings and the data's frames.
-        cfg = parse_config(["predict", *(a for c in args.config or [] for a in ("--config", str(c)))])
-        cls = _import(cfg.model.class_path)
-        skip = ("optimizer", "scheduler", "class_names")
-        init = {k: v for k, v in cfg.model.init_args.as_dict().items() if k not in skip}
-        init.update(overrides)
-        if args.r is not None:
-            init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
-        data = cfg.data.init_args.as_dict() if cfg.get("data") is not None else {}
-        data["num_frames"] = init["num_frames"] = frames or data.get("num_frames") or 8
+    elif not labels:
+        raise ValueError("--labels is required without --ckpt.")
+    configs = [a for c in args.config or [] for a in ("--config", str(c))]
+    cfg = parse_config(["predict", *configs, *([f"--ckpt_path={args.ckpt}"] if args.ckpt else [])])
+    cls = _import(cfg.model.class_path)
+    skip = ("optimizer", "scheduler", "class_names")
+    init = {k: v for k, v in cfg.model.init_args.as_dict().items() if k not in skip}
+    init.update(overrides)
+    if args.r is not None:  # ToMe r has no weights of its own: entity-query checkpoints run at any r
+        init["encoder"] = {**(init.get("encoder") or {}), "r": args.r}
+    data = cfg.data.init_args.as_dict() if cfg.get("data") is not None else {}
+    frames = getattr(args, "num_frames", None) or (saved.model_args.get("num_frames") if saved else None)
+    data["num_frames"] = init["num_frames"] = frames or data.get("num_frames") or 8
+    if saved is None:
         model = cls(class_names=labels, **init)
         adapter = model.model.adapter
         if getattr(adapter, "gamma", None) is not None:
@@ -284,6 +190,15 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
             adapter.gamma.data.zero_()
         else:
             print("warning: no checkpoint and no cls residual: the adapter is untrained (random).", file=sys.stderr)
+    else:
+        # The trainable weights come from the checkpoint (init_weights: checked against the backbone, as alt test).
+        with expect_checkpoint(saved.path, saved.meta) as expected:
+            try:
+                model = cls(class_names=labels, **{**init, "init_weights": saved.path})
+            except Exception:
+                if expected.error is not None:
+                    raise expected.error from None
+                raise
     model.eval()
     return model, data
 
@@ -311,7 +226,7 @@ def predict_videos(
     topk: int = 5,
     entities: int = 3,
     png_dir: str | Path | None = None,
-    png_frames: int = 4,
+    png_frames: int | None = 8,
 ) -> list[VideoPrediction]:
     """Classify video files and explain the top-k classes with the entities their regions matched.
 
@@ -323,22 +238,21 @@ def predict_videos(
         topk: Classes per video.
         entities: Explaining entities per class.
         png_dir: Write ``<stem>.png`` (:func:`png_names`) with region-to-entity heatmaps there (``None``: none).
-        png_frames: Frames drawn per image.
+        png_frames: Frames of the first clip drawn per image, evenly spaced (``None``: all; the caption says which).
 
     Returns:
         One result per path, in order; a video that cannot be read has ``error`` set (its reason) and no classes.
     """
-    from alt_lightning.lightning.callbacks import denormalize, entity_patch_map, render_alignment
-
     ds = _video_dataset(paths, model, num_frames, clips)
     images = png_names(paths)
     names = list(getattr(model, "entity_units", []))
     aligner = model.model.aligner
     encoder = model.model.encoder
-    kept = encoder.keep_source
-    encoder.keep_source = png_dir is not None and aligner is not None and model.model.region
+    draw = png_dir is not None and aligner is not None and model.model.region
+    if draw and not matplotlib_available():
+        print(f"warning: {MATPLOTLIB_MISSING}", file=sys.stderr)
     results = []
-    try:
+    with source_kept(encoder, draw):
         for i, path in enumerate(paths):
             try:
                 views = [ds.load_clip(ds.records[i], v, None) for v in range(ds.num_views)]
@@ -350,10 +264,8 @@ def predict_videos(
             probs = out.logits.float().softmax(-1).mean(0).cpu()  # [N]
             k = min(topk, probs.numel())
             scores, ids = probs.topk(k)
-            evidence: list[EntityEvidence] = []
-            if aligner is not None and out.entity_ids is not None:
-                sizes = out.sizes[..., 1:] if (out.sizes is not None and model.model.region) else None
-                evidence = entity_evidence(out.entity_ids.cpu(), out.confidence.cpu(), sizes, names)
+            # Over every frame of every view: what the table, the JSON and the PNG's legend all print.
+            evidence = output_evidence(out, names, model.model.region) if aligner is not None else []
             top = []
             for c, s in zip(ids.tolist(), scores.tolist(), strict=True):
                 expl = []
@@ -366,33 +278,28 @@ def predict_videos(
                         entities,
                     )
                 top.append(ClassPrediction(model.class_names[c], float(s), expl))
-            png = None
-            if png_dir is not None and out.source is not None:
-                t = video.shape[1]
-                pick = np.linspace(0, t - 1, min(png_frames, t)).round().astype(int).tolist()
+            png, heatmap = None, None
+            if draw and out.source is not None:
                 ent, conf = entity_patch_map(
-                    out.source[0, pick].cpu(),
-                    out.entity_ids[0, pick].cpu(),
-                    out.confidence[0, pick].cpu(),
-                    encoder.grid_size,
+                    out.source[0].cpu(), out.entity_ids[0].cpu(), out.confidence[0].cpu(), encoder.grid_size
                 )
-                frames = denormalize(video[0, pick].cpu(), model.preprocess_config.mean, model.preprocess_config.std)
+                cfg = model.preprocess_config
                 title = f"{Path(path).name}: {top[0].label} ({100 * top[0].score:.1f}%)"
-                image, _ = render_alignment(frames, ent, conf, names, title=title)
-                png = str(write_png(Path(png_dir) / images[i], image))
-            results.append(VideoPrediction(str(path), top, evidence, png))
-    finally:
-        encoder.keep_source = kept
+                heatmap = clip_heatmap(
+                    video[0].cpu(),
+                    ent,
+                    conf,
+                    evidence,
+                    names,
+                    cfg.mean,
+                    cfg.std,
+                    max_frames=png_frames,
+                    title=title,
+                    view=(0, len(views)),
+                )
+                png = str(write_png(Path(png_dir) / images[i], heatmap.image))
+            results.append(VideoPrediction(str(path), top, evidence, png, heatmap=heatmap))
     return results
-
-
-def write_png(path: Path, image: np.ndarray) -> Path:
-    """Write uint8 ``[H, W, 3]`` as PNG (torchvision's encoder: no matplotlib or PIL needed)."""
-    from torchvision.io import write_png as _write_png
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_png(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), str(path))
-    return path
 
 
 def prediction_table(pred: VideoPrediction, show_evidence: int = 6) -> Table:
@@ -406,9 +313,7 @@ def prediction_table(pred: VideoPrediction, show_evidence: int = 6) -> Table:
         expl = ", ".join(f"{escape(e.name)} ({100 * e.share:.0f}%, {e.confidence:.2f})" for e, _ in p.entities)
         table.add_row(str(i), escape(p.label), f"{100 * p.score:.1f}%", expl or "–")
     if pred.evidence:
-        matched = ", ".join(
-            f"{escape(e.name)} {100 * e.share:.0f}% ({e.confidence:.2f})" for e in pred.evidence[:show_evidence]
-        )
+        matched = ", ".join(escape(e.summary()) for e in pred.evidence[:show_evidence])  # as the PNG's legend
         table.caption = f"regions matched: {matched}" + (f"\nheatmaps: {escape(pred.png)}" if pred.png else "")
         table.caption_justify = "left"
     return table
@@ -442,8 +347,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def is_video_predict(argv: list[str]) -> bool:
+    """``alt predict VIDEO ...`` (or ``--videos``/``--labels``/``--ckpt``): per-video prediction; else LightningCLI's.
+
+    ``--ckpt`` belongs only to the per-video command (LightningCLI's is ``--ckpt_path``), so ``alt predict --ckpt X.ckpt
+    clip.mp4`` (class names from the checkpoint) is routed here too.
+    """
+    if any(a.split("=")[0] in ("--videos", "--labels", "--ckpt") for a in argv):
+        return True
+    return bool(argv) and not argv[0].startswith("-")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``alt predict VIDEO...``."""
+    """Entry point of ``alt predict``: video files here, anything else LightningCLI's ``predict``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not is_video_predict(argv):
+        from alt_lightning.commands.trainer import run_predict
+
+        return run_predict(argv)
     args = build_parser().parse_args(argv)
     videos = [*args.videos, *args.more_videos]
     console = Console()

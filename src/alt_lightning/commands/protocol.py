@@ -10,8 +10,9 @@ r"""``alt protocol``: run a paper protocol into one table and one JSON (resumabl
     alt protocol show runs/protocols/few_shot_ucf101/results.json
 
 Arguments after ``--`` go to every run unchanged (e.g. ``-- --trainer.max_epochs=10``). Results go to
-``<out>/results.json`` (default ``runs/protocols/<name>``, ``<name>`` the last config's file name); running the same
-command again skips the units already done.
+``<out>/results.json`` (default ``runs/protocols/<name>``, ``<name>`` the last config's file name), with a picture
+beside it (``few_shot.png``, ``zero_shot.png`` or ``base_to_novel.png``; needs matplotlib, the ``[viz]`` extra);
+running the same command again skips the units already done.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from alt_lightning.protocols.runner import (
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", action="append", required=True, help="config files, in order (as for alt fit)")
+    p.add_argument(
+        "--config", action="append", required=True, help="config files or preset names, in order (as for alt fit)"
+    )
     p.add_argument("--name", help="experiment name (default: the last config's file name)")
     p.add_argument("--out", help="output folder (default runs/protocols/<name>)")
     p.add_argument("--restart", action="store_true", help="discard earlier results in --out and start over")
@@ -98,17 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.protocol == "show":
         print_results(json.loads(Path(args.results).read_text(encoding="utf-8")), console)
         return 0
-    missing = [c for c in args.config if not Path(c).is_file()]
+    from alt_lightning.lightning.presets import resolve_config
+
+    configs = [resolve_config(c) for c in args.config]  # files, or shipped preset names (experiments/few_shot_ucf101)
+    missing = [c for c in configs if not Path(c).is_file()]
     if missing:
-        console.print(f"[red]config not found:[/red] {', '.join(missing)}")
+        console.print(f"[red]config not found (neither a file nor a preset name):[/red] {', '.join(missing)}")
         return 2
-    name = args.name or Path(args.config[-1]).stem
+    name = args.name or Path(configs[-1]).stem
     out = Path(args.out or Path("runs") / "protocols" / name)
     if args.restart:
         restart(out)
     spec = ProtocolSpec(
         protocol=args.protocol,
-        configs=list(args.config),
+        configs=configs,
         out=out,
         name=name,
         ckpt=getattr(args, "ckpt", None),

@@ -1,4 +1,4 @@
-"""Lightning wrappers: the ALT LightningModule and callbacks."""
+"""Lightning wrappers: the ALT LightningModule, callbacks, and the CLI that reads configs and checkpoints."""
 
 from alt_lightning.lightning.module import ALTModule
 

@@ -6,12 +6,10 @@
 * :class:`StepSeed` makes the training step's randomness a function of the step, so resumed runs match.
 * :class:`BestAndLastCheckpoint` keeps ``best.ckpt`` (best monitored score) and ``last.ckpt`` (state after the last
   training epoch, what ``alt fit --ckpt_path last`` resumes from).
-* :class:`AlignmentHeatmapLogger` draws, every N validation epochs, a few validation frames with each region
+* :class:`AlignmentHeatmapLogger` draws, every N validation epochs, a few validation clips with each region
   coloured by the entity it was aligned to, into TensorBoard.
 
-The drawing helpers (:func:`entity_patch_map`, :func:`render_alignment`) are shared with ``alt predict``.
-matplotlib is optional: with it the image has a legend with entity names; without it the image is drawn with numpy
-and the legend goes to TensorBoard as text.
+The pictures and the entity evidence are :mod:`alt_lightning.explain`'s, the same as ``alt predict``'s.
 """
 
 from __future__ import annotations
@@ -20,35 +18,26 @@ import csv
 import hashlib
 import logging
 import os
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.trainer.states import TrainerFn
 
-from alt_lightning.model.region_encoder import region_assignment
+from alt_lightning.explain import (
+    MATPLOTLIB_MISSING,
+    alignment_maps,
+    clip_heatmap,
+    matplotlib_available,
+    output_evidence,
+)
 
 log = logging.getLogger(__name__)
-
-#: Distinct colours (RGB 0-255) for the most frequent entities of an image; the rest are drawn grey.
-PALETTE: tuple[tuple[int, int, int], ...] = (
-    (230, 25, 75),
-    (60, 180, 75),
-    (255, 225, 25),
-    (0, 130, 200),
-    (245, 130, 48),
-    (145, 30, 180),
-    (70, 240, 240),
-    (240, 50, 230),
-    (210, 245, 60),
-    (250, 190, 212),
-)
-OTHER_COLOUR = (128, 128, 128)
 
 
 # ----------------------------------------------------------------------------------------------- predictions
@@ -278,210 +267,29 @@ class BestAndLastCheckpoint(ModelCheckpoint):
 
 
 # ----------------------------------------------------------------------------------------------- heatmaps
-def entity_patch_map(
-    source: torch.Tensor, entity_ids: torch.Tensor, confidence: torch.Tensor, grid_size: tuple[int, int]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which entity, and how confidently, each patch of each frame was aligned to.
-
-    Args:
-        source: ``[T, 1 + R, 1 + P]`` source map of the frames (cls row/column first).
-        entity_ids: ``[T, R]`` entity chosen per region.
-        confidence: ``[T, R]`` its soft probability.
-        grid_size: ``(gh, gw)`` patch grid.
-
-    Returns:
-        ``entity [T, gh, gw]`` (long) and ``conf [T, gh, gw]`` (float).
-    """
-    region = region_assignment(source.float(), grid_size)  # [T, gh, gw], values in [0, R)
-    t = region.shape[0]
-    flat = region.reshape(t, -1)  # [T, P]
-    entity = entity_ids.long().gather(1, flat).reshape_as(region)  # [T, gh, gw]
-    conf = confidence.float().gather(1, flat).reshape_as(region)  # [T, gh, gw]
-    return entity, conf
-
-
-def colour_assignment(entities: torch.Tensor, max_colours: int = len(PALETTE)) -> dict[int, tuple[int, int, int]]:
-    """Colours for the ``max_colours`` most frequent entity ids (by patch count) of ``entities`` (any shape)."""
-    ids, counts = torch.unique(entities.reshape(-1), return_counts=True)
-    order = counts.argsort(descending=True, stable=True)
-    return {int(ids[i]): PALETTE[j] for j, i in enumerate(order[:max_colours].tolist())}
-
-
-def denormalize(frames: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Normalised frames ``[T, 3, S, S]`` back to uint8 ``[T, S, S, 3]``."""
-    m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    x = (frames.detach().float().cpu() * s + m).clamp(0, 1)
-    return (x.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
-
-
-def overlay(
-    frame: np.ndarray,
-    entity: np.ndarray,
-    conf: np.ndarray,
-    colours: dict[int, tuple[int, int, int]],
-    alpha: tuple[float, float] = (0.3, 0.75),
-    conf_max: float | None = None,
-) -> np.ndarray:
-    """Colour each patch of ``frame`` ``[S, S, 3]`` by its entity (opacity grows with confidence), with borders.
-
-    Args:
-        frame: uint8 ``[S, S, 3]``.
-        entity: ``[gh, gw]`` entity id per patch.
-        conf: ``[gh, gw]`` confidence per patch (0-1).
-        colours: Entity id -> RGB; other entities are grey.
-        alpha: Opacity at the lowest and the highest confidence. Opacity follows confidence relative to
-            ``conf_max``, because over a corpus of ~1000 entities absolute confidences can all be small.
-        conf_max: Confidence drawn fully opaque (default: the maximum of ``conf``).
-
-    Returns:
-        uint8 ``[S, S, 3]``.
-    """
-    s_h, s_w = frame.shape[:2]
-    gh, gw = entity.shape
-    rows = np.arange(s_h) * gh // s_h  # patch row of each pixel row
-    cols = np.arange(s_w) * gw // s_w
-    ent = entity[rows][:, cols]  # [S, S]
-    top = float(conf.max()) if conf_max is None else conf_max
-    rel = np.clip(conf / max(top, 1e-12), 0.0, 1.0)
-    a = (alpha[0] + (alpha[1] - alpha[0]) * rel)[rows][:, cols][..., None]  # [S, S, 1]
-    lut = {int(e): colours.get(int(e), OTHER_COLOUR) for e in np.unique(entity)}
-    colour = np.zeros((s_h, s_w, 3), np.float32)
-    for e, c in lut.items():
-        colour[ent == e] = c
-    out = (1 - a) * frame.astype(np.float32) + a * colour
-    # One-pixel borders where the entity changes, so neighbouring regions with similar colours stay apart.
-    edge = np.zeros((s_h, s_w), bool)
-    edge[1:] |= ent[1:] != ent[:-1]
-    edge[:, 1:] |= ent[:, 1:] != ent[:, :-1]
-    out[edge] = 255
-    return out.round().clip(0, 255).astype(np.uint8)
-
-
-def _matplotlib_available() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def render_alignment(
-    frames: np.ndarray,
-    entity: torch.Tensor,
-    conf: torch.Tensor,
-    entity_names: Sequence[str],
-    title: str = "",
-    use_matplotlib: bool | None = None,
-) -> tuple[np.ndarray, list[tuple[str, tuple[int, int, int], float]]]:
-    """Draw frames (top row) and their region-to-entity overlays (bottom row) into one image.
-
-    Args:
-        frames: uint8 ``[T, S, S, 3]``.
-        entity: ``[T, gh, gw]`` entity id per patch.
-        conf: ``[T, gh, gw]`` confidence per patch.
-        entity_names: Entity id -> name (``ALTModule.entity_units``).
-        title: Figure title (matplotlib only).
-        use_matplotlib: ``None``: when importable; ``False`` draws with numpy only (no text).
-
-    Returns:
-        uint8 image ``[H, W, 3]`` and the legend: ``(entity name, colour, share of patches)`` per coloured entity.
-    """
-    colours = colour_assignment(entity)
-    total = entity.numel()
-    legend = [(entity_names[e], c, float((entity == e).sum()) / total) for e, c in colours.items()]
-    conf_max = float(conf.max())
-    tiles = [
-        overlay(f, e.numpy(), c.numpy(), colours, conf_max=conf_max)
-        for f, e, c in zip(frames, entity, conf, strict=True)
-    ]
-    if use_matplotlib is None:
-        use_matplotlib = _matplotlib_available()
-    if not use_matplotlib:
-        gap = 2
-        t, s_h, s_w = frames.shape[:3]
-        image = np.full((2 * s_h + gap, t * s_w + (t - 1) * gap, 3), 255, np.uint8)
-        for i in range(t):
-            x = i * (s_w + gap)
-            image[:s_h, x : x + s_w] = frames[i]
-            image[s_h + gap :, x : x + s_w] = tiles[i]
-        return image, legend
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    t = len(frames)
-    fig = Figure(figsize=(2.2 * t, 5.2), dpi=100)
-    canvas = FigureCanvasAgg(fig)
-    axes = fig.subplots(2, t, squeeze=False)
-    for i in range(t):
-        axes[0, i].imshow(frames[i])
-        axes[1, i].imshow(tiles[i])
-        axes[0, i].set_title(f"frame {i}", fontsize=8)
-        for row in (0, 1):
-            axes[row, i].axis("off")
-    handles = [Patch(color=np.array(c) / 255, label=f"{n} ({100 * s:.0f}%)") for n, c, s in legend]
-    fig.legend(handles=handles, loc="lower center", ncol=min(4, max(1, len(handles))), fontsize=7, frameon=False)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.2, wspace=0.03, hspace=0.05)
-    canvas.draw()
-    image = np.asarray(canvas.buffer_rgba())[..., :3].copy()
-    return image, legend
-
-
-@torch.no_grad()
-def alignment_maps(pl_module: pl.LightningModule, video: torch.Tensor) -> tuple[Any, torch.Tensor, torch.Tensor]:
-    """Run the model on clips ``[B, T, 3, S, S]`` with the source map kept; return the output and patch maps.
-
-    The encoder's ``keep_source`` is switched on only for this call and the module is put in eval mode (no Gumbel
-    noise), then both are restored.
-
-    Returns:
-        The model output, ``entity [B, T, gh, gw]`` and ``conf [B, T, gh, gw]``.
-
-    Raises:
-        ValueError: If the model has no alignment (``align=False``) or no regions (``region=False``).
-    """
-    model = pl_module.model
-    if model.aligner is None:
-        raise ValueError("This model has no entity alignment (align=False): there is nothing to draw.")
-    if not model.region:
-        raise ValueError("This model aligns frame cls tokens only (region=False): there are no regions to draw.")
-    encoder = model.encoder
-    was_training, kept = pl_module.training, encoder.keep_source
-    encoder.keep_source = True
-    pl_module.eval()
-    try:
-        out = pl_module(video.to(pl_module.device))
-    finally:
-        encoder.keep_source = kept
-        pl_module.train(was_training)
-    b, t = out.entity_ids.shape[:2]
-    entity, conf = entity_patch_map(
-        out.source.flatten(0, 1).cpu(),
-        out.entity_ids.flatten(0, 1).cpu(),
-        out.confidence.flatten(0, 1).cpu(),
-        encoder.grid_size,
-    )
-    gh, gw = encoder.grid_size
-    return out, entity.view(b, t, gh, gw), conf.view(b, t, gh, gw)
+def image_tag(position: int, video_id: str, label: str) -> str:
+    """TensorBoard tag of a heatmap: ``alignment/<position>_<video id>_<label>`` (characters TensorBoard allows)."""
+    return "alignment/" + re.sub(r"[^-\w.]", "_", f"{position}_{video_id}_{label}")
 
 
 class AlignmentHeatmapLogger(Callback):
-    """Every ``every_n_epochs`` validation epochs, log region-to-entity overlays of a few validation clips.
+    """Every ``every_n_epochs`` validation epochs, log region-to-entity pictures of a few validation clips.
 
     The first validation batch's first ``num_videos`` clips are kept; after validation they are run again with
-    the source map on (so training never pays for it) and drawn: sampled frames on top, regions coloured by
-    their aligned entity below. Logged with ``add_image`` to every TensorBoard logger (skipped without one).
+    the source map on (so training never pays for it) and drawn by :func:`~alt_lightning.explain.clip_heatmap`:
+    sampled frames on top, regions coloured by their aligned entity below, columns titled with the frame, rows
+    labelled, a legend with each entity's area share and confidence over the clip, and a caption saying which frames
+    are drawn. Logged with ``add_image`` to every TensorBoard logger (skipped without one) under
+    :func:`image_tag` (video id and label), titled with the video, its label, the predicted class and the epoch; the
+    title, caption and legend also go to ``add_text`` (the only text when matplotlib is missing).
 
     Args:
         every_n_epochs: Interval in validation epochs (our choice: 5).
         num_videos: Clips drawn.
-        num_frames: Frames drawn per clip (evenly spaced).
+        num_frames: Frames drawn per clip, evenly spaced (our choice 8: every frame of an 8-frame clip).
     """
 
-    def __init__(self, every_n_epochs: int = 5, num_videos: int = 2, num_frames: int = 4) -> None:
+    def __init__(self, every_n_epochs: int = 5, num_videos: int = 2, num_frames: int = 8) -> None:
         super().__init__()
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}.")
@@ -489,8 +297,12 @@ class AlignmentHeatmapLogger(Callback):
         self.num_videos = num_videos
         self.num_frames = num_frames
         self._video: torch.Tensor | None = None
+        self._video_ids: list[str] = []
+        self._labels: list[int] = []
         self._validations = 0
+        self._warned = False
         self.logged: list[int] = []
+        self.tags: list[str] = []
 
     def _due(self, trainer: pl.Trainer) -> bool:
         return not trainer.sanity_checking and (self._validations + 1) % self.every_n_epochs == 0
@@ -514,6 +326,10 @@ class AlignmentHeatmapLogger(Callback):
         due = batch_idx == 0 and dataloader_idx == 0 and self._due(trainer) and trainer.is_global_zero
         if due and "video" in batch:
             self._video = batch["video"][: self.num_videos].detach().cpu()
+            n = len(self._video)
+            self._video_ids = [str(v) for v in batch.get("video_id", [f"video_{i}" for i in range(n)])][:n]
+            labels = batch.get("label")
+            self._labels = labels[:n].tolist() if labels is not None else [-1] * n
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         if trainer.sanity_checking:
@@ -527,21 +343,42 @@ class AlignmentHeatmapLogger(Callback):
         if not boards:
             return
         try:
-            _, entity, conf = alignment_maps(pl_module, video)
+            out, entity, conf = alignment_maps(pl_module, video)
         except ValueError as err:
             log.warning("alignment heatmaps skipped: %s", err)
             return
-        t = video.shape[1]
-        pick = np.linspace(0, t - 1, min(self.num_frames, t)).round().astype(int).tolist()
+        if not self._warned and not matplotlib_available():
+            log.warning(MATPLOTLIB_MISSING)
+            self._warned = True
         cfg = pl_module.preprocess_config
         names = list(getattr(pl_module, "entity_units", []))
+        classes = list(pl_module.class_names)
+        probs = out.logits.float().softmax(-1).cpu()  # [B, N]
+        self.tags = []
         for i in range(video.shape[0]):
-            frames = denormalize(video[i, pick], cfg.mean, cfg.std)
-            image, legend = render_alignment(frames, entity[i, pick], conf[i, pick], names)
-            text = "  \n".join(f"rgb{c}: {n} ({100 * s:.0f}% of patches)" for n, c, s in legend)
+            label = self._labels[i]
+            label_name = classes[label] if 0 <= label < len(classes) else "no label"
+            score, pred = probs[i].max(0)
+            title = (
+                f"{self._video_ids[i]}: label {label_name!r}, predicted {classes[int(pred)]!r} "
+                f"({100 * float(score):.0f}%), epoch {trainer.current_epoch}"
+            )
+            evidence = output_evidence(out, names, region=True, video=i)
+            heat = clip_heatmap(
+                video[i],
+                entity[i],
+                conf[i],
+                evidence,
+                names,
+                cfg.mean,
+                cfg.std,
+                max_frames=self.num_frames,
+                title=title,
+            )
+            tag = image_tag(i, self._video_ids[i], label_name)
+            text = f"**{title}**  \n{heat.caption}  \n{heat.legend_text()}"
             for board in boards:
-                board.experiment.add_image(
-                    f"alignment/video_{i}", image, global_step=trainer.global_step, dataformats="HWC"
-                )
-                board.experiment.add_text(f"alignment/video_{i}_legend", text, global_step=trainer.global_step)
+                board.experiment.add_image(tag, heat.image, global_step=trainer.global_step, dataformats="HWC")
+                board.experiment.add_text(f"{tag}_legend", text, global_step=trainer.global_step)
+            self.tags.append(tag)
         self.logged.append(trainer.current_epoch)

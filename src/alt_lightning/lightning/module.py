@@ -2,9 +2,9 @@
 
 It builds the model with :func:`~alt_lightning.model.build.build_alt` through the ``configure_*`` hooks it inherits
 from :class:`~alt_lightning.model.build.ALTParts` (override one in a subclass to change one piece), wires the steps,
-the loss, the metrics (multi-view scores aggregated per video, exact under DDP), the optimizer and the schedule, and
-keeps checkpoints small: the frozen backbone is rebuilt from ``(model_name, pretrained)`` and only its fingerprint is
-stored.
+the loss, the metrics (multi-view scores aggregated per video, exact under DDP: :mod:`.metrics`), the optimizer and
+the schedule, and keeps checkpoints small: the frozen backbone is rebuilt from ``(model_name, pretrained)`` and only
+its fingerprint is stored.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics import Metric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MetricCollection
 
 import alt_lightning
+from alt_lightning.lightning.metrics import aggregate_views, count_videos, gather_variable, video_metrics
 from alt_lightning.model.adapter import AdapterConfig
 from alt_lightning.model.alignment import AlignmentConfig
 from alt_lightning.model.alt import ALTOutput, EncoderConfig
@@ -34,6 +34,10 @@ from alt_lightning.model.build import ALTParts, build_alt, load_backbone
 from alt_lightning.model.config import ALTConfig
 
 log = logging.getLogger(__name__)
+
+#: Video counts of an evaluation (``<stage>/videos_<name>``, see :meth:`ALTModule.video_counts`):
+#: listed = evaluated + failed + missing + not_run.
+VIDEO_COUNTS = ("listed", "evaluated", "failed", "missing", "not_run")
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -254,20 +258,13 @@ class ALTModule(pl.LightningModule, ALTParts):
         return nn.CrossEntropyLoss(label_smoothing=self.hparams.label_smoothing)
 
     def configure_metrics(self, num_classes: int) -> MetricCollection:
-        """Top-1, top-5 and mean-class accuracy over videos (evaluation scores are averaged over views first).
+        """Top-1, top-5 and mean-class accuracy over videos (:func:`~alt_lightning.lightning.metrics.video_metrics`).
 
-        * ``top1`` / ``top5``: the share of videos whose label is the first / among the first five classes
-          (``average="micro"``; torchmetrics' default, ``"macro"``, would average over classes instead). The field's
-          definition (X-CLIP, ViFi-CLIP, mmaction2) and the checkpoint monitor (``val/top1``).
-        * ``mean_class``: see :class:`MeanClassAccuracy` (classes present in the evaluated set only).
+        Evaluation scores are averaged over each video's views first; ``top1``/``top5`` are micro averages (the share
+        of videos), ``mean_class`` the mean recall over the classes present
+        (:class:`~alt_lightning.lightning.metrics.MeanClassAccuracy`).
         """
-        return MetricCollection(
-            {
-                "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
-                "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
-                "mean_class": MeanClassAccuracy(num_classes),
-            }
-        )
+        return video_metrics(num_classes)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Trainable parameters only; no weight decay on norms, biases, scales and position tables."""
@@ -507,26 +504,12 @@ class ALTModule(pl.LightningModule, ALTParts):
             result: :func:`aggregate_views` of the gathered views.
 
         Returns:
-            ``listed`` (records of the split's annotations), ``evaluated`` (videos scored: at least one view decoded),
-            ``failed`` (present files with no decodable view), ``missing`` (files absent on disk, from the DataModule's
-            ``missing`` policy; with ``missing="keep"`` they reach the loader, fail, and are counted here, not as
-            failed) and ``not_run`` (listed videos no view of which reached the step: ``limit_*_batches``). Without
-            a DataModule that reports its splits, ``listed`` is what the loader held and ``missing`` 0.
+            :func:`~alt_lightning.lightning.metrics.count_videos` with the attached DataModule's ``split_accounting``
+            (``listed`` records, ``missing`` files); without such a DataModule, what the loader held.
         """
-        evaluated = int(result["index"].numel())
-        failed_index = set(result["failed_index"].tolist())
-        listed, missing, kept_missing = evaluated + len(failed_index), 0, set()
         dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if callable(getattr(dm, "split_accounting", None)):
-            listed, missing, kept_missing = dm.split_accounting(stage)
-        failed = len(failed_index - kept_missing)
-        return {
-            "listed": listed,
-            "evaluated": evaluated,
-            "failed": failed,
-            "missing": missing,
-            "not_run": listed - evaluated - failed - missing,
-        }
+        accounting = dm.split_accounting(stage) if callable(getattr(dm, "split_accounting", None)) else None
+        return count_videos(result, accounting)
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """Scores and alignment explanations per clip."""
@@ -628,41 +611,6 @@ class ALTModule(pl.LightningModule, ALTParts):
             state[key] = saved[: own.shape[0]]
 
 
-class MeanClassAccuracy(Metric):
-    """Mean-class accuracy: the mean, over the classes with at least one sample, of their top-1 recall.
-
-    A class with no sample in the evaluated set is left out whether it is predicted or not. torchmetrics' macro
-    average (``MulticlassAccuracy(average="macro")``, 1.9) counts a class that is predicted but absent as recall 0,
-    which drags the mean down by the share of such classes (a zero-shot subset, a test set missing a class).
-
-    Args:
-        num_classes: Number of classes ``N``.
-    """
-
-    full_state_update = False
-    correct: torch.Tensor
-    support: torch.Tensor
-
-    def __init__(self, num_classes: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.num_classes = num_classes
-        self.add_state("correct", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")  # [N]
-        self.add_state("support", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")  # [N]
-
-    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        """Count samples and top-1 hits per class (``preds`` ``[B, N]`` scores, ``target`` ``[B]`` labels)."""
-        hit = preds.argmax(dim=-1) == target  # [B]
-        self.support += torch.bincount(target, minlength=self.num_classes)
-        self.correct += torch.bincount(target[hit], minlength=self.num_classes)
-
-    def compute(self) -> torch.Tensor:
-        """Mean recall over the classes present (0 when there are none)."""
-        present = self.support > 0
-        if not bool(present.any()):
-            return torch.tensor(0.0, device=self.support.device)
-        return (self.correct[present].double() / self.support[present]).mean().float()
-
-
 def warmup_cosine(warmup_steps: int, total_steps: int, final: float = 0.0) -> Callable[[int], float]:
     """LR multiplier: linear warmup to 1, then cosine decay to ``final``."""
 
@@ -673,60 +621,3 @@ def warmup_cosine(warmup_steps: int, total_steps: int, final: float = 0.0) -> Ca
         return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
 
     return f
-
-
-def gather_variable(module: pl.LightningModule, tensor: torch.Tensor) -> torch.Tensor:
-    """All-gather tensors whose first dimension differs between ranks (evaluation without padding)."""
-    if module._trainer is None or module.trainer.world_size == 1:
-        return tensor
-    size = torch.tensor([tensor.shape[0]], device=module.device)
-    sizes = module.all_gather(size).reshape(-1)  # [W]
-    padded = torch.zeros((int(sizes.max()), *tensor.shape[1:]), dtype=tensor.dtype, device=module.device)
-    padded[: tensor.shape[0]] = tensor
-    gathered = module.all_gather(padded)  # [W, max, ...]
-    return torch.cat([gathered[r, : int(s)] for r, s in enumerate(sizes.tolist())])
-
-
-def aggregate_views(index: torch.Tensor, label: torch.Tensor, ok: torch.Tensor, probs: torch.Tensor) -> dict[str, Any]:
-    """Average the scores of each video's decoded views.
-
-    Args:
-        index: ``[V]`` video (record) index of each view.
-        label: ``[V]`` label of each view.
-        ok: ``[V]`` whether the view decoded.
-        probs: ``[V, N]`` class probabilities of each view.
-
-    Returns:
-        ``probs`` ``[M, N]`` and ``label`` ``[M]`` of the ``M`` videos with at least one decoded view, their
-        ``index``, the ``views`` counted per video, ``num_videos``/``num_failed`` counts and ``failed_index``, the
-        record indices of the videos with no decoded view.
-
-    Raises:
-        RuntimeError: If a view was scored twice (a sampler that pads or duplicates would bias the metrics).
-    """
-    videos = torch.unique(index)
-    n_views = torch.bincount(index - index.min(), minlength=1)
-    views_per_video = n_views[n_views > 0]
-    if views_per_video.min() != views_per_video.max():
-        raise RuntimeError(
-            f"Videos were scored with different numbers of views ({views_per_video.min()}-{views_per_video.max()}): "
-            "a sampler padded or dropped items. Evaluation must see every view exactly once."
-        )
-    sums = torch.zeros(len(videos), probs.shape[1], device=probs.device)
-    counts = torch.zeros(len(videos), device=probs.device)
-    pos = torch.searchsorted(videos, index)
-    okf = ok.float()
-    sums.index_add_(0, pos, probs * okf[:, None])
-    counts.index_add_(0, pos, okf)
-    labels = torch.zeros(len(videos), dtype=torch.long, device=probs.device)
-    labels[pos] = label
-    good = counts > 0
-    return {
-        "index": videos[good],
-        "probs": sums[good] / counts[good, None],
-        "label": labels[good],
-        "views": int(views_per_video[0]),
-        "num_videos": len(videos),
-        "num_failed": int((~good).sum()),
-        "failed_index": videos[~good],
-    }

@@ -7,7 +7,6 @@ of weights is not silently evaluated on another.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,10 @@ from typing import Any
 import open_clip
 import torch
 from torch import nn
+
+# The weights hash lives beside the text-embedding cache it also keys (text/ never imports model/); stored in
+# checkpoints as the backbone's fingerprint.
+from alt_lightning.text.embeddings import fingerprint as fingerprint
 
 _REGISTERED = False
 
@@ -108,21 +111,3 @@ def load_clip(
             torch.manual_seed(seed)
         model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
     return model.eval()
-
-
-def fingerprint(module: nn.Module) -> str:
-    """A short hash of a module's parameters and buffers (names, shapes and values).
-
-    Used to check at load time that a checkpoint meets the same frozen weights it was trained with.
-    """
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        t = tensor.detach().to("cpu").contiguous()
-        # Hash a strided subsample: full ViT-L weights are ~1 GB and a subsample already separates checkpoints.
-        flat = t.reshape(-1)
-        if flat.numel() > 4096:
-            flat = flat[:: flat.numel() // 4096]
-        h.update(flat.float().numpy().tobytes())
-    return h.hexdigest()[:16]

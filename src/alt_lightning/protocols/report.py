@@ -20,11 +20,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from alt_lightning.lightning.module import VIDEO_COUNTS
+
 #: Metrics of a plain evaluation (``ALTModule`` logs them as ``test/<name>``): top-1 and top-5 are the share of
 #: videos right, mean-class the mean recall of the classes present (see ``ALTModule.configure_metrics``).
 EVAL_METRICS = ("top1", "top5", "mean_class")
-#: Video counts of an evaluation (``test/videos_<name>``): listed = evaluated + failed + missing + not_run.
-VIDEO_COUNTS = ("listed", "evaluated", "failed", "missing", "not_run")
 #: Metrics of a base-to-novel unit.
 B2N_METRICS = ("base_top1", "novel_top1", "hm", "base_top5", "novel_top5", "base_mean_class", "novel_mean_class")
 #: Column titles.

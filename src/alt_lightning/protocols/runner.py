@@ -8,10 +8,11 @@
 * **base-to-novel**: per seed, fit on the base half with 16 shots, test on base, test the saved weights on novel;
   harmonic mean.
 
-Each unit runs in-process through :func:`alt_lightning.cli.run_cli` (same parsing, checkpoint-restored settings,
-callbacks and loggers as the ``alt`` command), logs into ``<out>/units/<unit>/``, and is stored in
+Each unit runs in-process through :func:`alt_lightning.lightning.cli.run_cli` (same parsing, checkpoint-restored
+settings, callbacks and loggers as the ``alt`` command), logs into ``<out>/units/<unit>/``, and is stored in
 ``<out>/results.json`` as soon as it finishes; a second run skips finished units (a fit interrupted half way resumes
-from its ``last.ckpt``).
+from its ``last.ckpt``). When every unit has run, the table is printed and the protocol's picture is written beside
+the JSON (:mod:`alt_lightning.protocols.plots`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from alt_lightning.protocols.plots import write_plots
 from alt_lightning.protocols.report import (
     B2N_METRICS,
     EVAL_METRICS,
@@ -108,9 +110,9 @@ def file_sha256(path: str | Path) -> str:
 def data_config(spec: ProtocolSpec) -> Any:
     """The composed ``data`` section of the protocol's configs and extra arguments, as ``alt fit`` parses it.
 
-    Parsed by the CLI's own parser, nothing instantiated (:func:`alt_lightning.cli.parse_config`).
+    Parsed by the CLI's own parser, nothing instantiated (:func:`alt_lightning.lightning.cli.parse_config`).
     """
-    from alt_lightning.cli import parse_config
+    from alt_lightning.lightning.cli import parse_config
 
     return parse_config(["fit", *(a for c in spec.configs for a in ("--config", str(c))), *spec.extra]).data
 
@@ -249,7 +251,7 @@ class ProtocolRunner:
     Args:
         spec: What to run.
         units: The planned units.
-        run_fn: Builds and runs the CLI on an argument list and returns it (:func:`alt_lightning.cli.run_cli`;
+        run_fn: Builds and runs the CLI on an argument list and returns it (:func:`alt_lightning.lightning.cli.run_cli`;
             tests inject a fake).
         console: Where tables and progress go.
     """
@@ -262,7 +264,7 @@ class ProtocolRunner:
         console: Console | None = None,
     ) -> None:
         if run_fn is None:
-            from alt_lightning.cli import run_cli
+            from alt_lightning.lightning.cli import run_cli
 
             run_fn = run_cli
         self.spec, self.units, self.run_fn = spec, units, run_fn
@@ -413,7 +415,7 @@ class ProtocolRunner:
         return record
 
     def run(self) -> dict[str, Any]:
-        """Run every unit not yet done; print the table; return the results."""
+        """Run every unit not yet done; print the table, write the protocol's picture; return the results."""
         results = self.load_or_create()
         # Unit ids do not encode every argument (published K600 subsets and seeded draws are both "split<k>", drawn
         # and published few-shot lists both "K<k>/seed<s>"): a finished unit counts only if it ran with these args.
@@ -452,6 +454,8 @@ class ProtocolRunner:
             results["manifests"][unit.id] = record["manifests"]
             self.save(results)
         print_results(results, self.console)
+        for path in write_plots(results, self.spec.out, self.console):
+            self.console.print(f"plot: {path}", markup=False)
         return results
 
 

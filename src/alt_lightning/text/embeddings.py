@@ -4,6 +4,10 @@ Corpus entities and class prompts are embedded by the frozen text encoder once p
 kept in a cache folder (``$ALT_CACHE_DIR`` or ``~/.cache/alt_lightning``), never per step. The cache key holds the
 model name, the pretrained tag, a fingerprint of the text tower's weights (so random or fine-tuned weights never
 share an entry) and the hash of the exact strings embedded (so it changes with the corpus or the template).
+
+The CLIP model comes from the caller (``model/build.py`` and ``alt corpus embed`` load it with
+``model.backbone.load_clip``): text/ never imports model/. :func:`fingerprint`, the weights hash of the cache key,
+is also the one ``model/backbone.py`` stores in checkpoints.
 """
 
 from __future__ import annotations
@@ -19,14 +23,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alt_lightning.model.backbone import fingerprint, load_clip
-
 log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
     """``$ALT_CACHE_DIR`` if set, else ``~/.cache/alt_lightning``."""
     return Path(os.environ.get("ALT_CACHE_DIR", Path.home() / ".cache" / "alt_lightning"))
+
+
+def fingerprint(module: nn.Module) -> str:
+    """A short hash of a module's parameters and buffers (names, shapes and values).
+
+    Used to check at load time that a checkpoint meets the same frozen weights it was trained with, and to key the
+    text-embedding cache.
+    """
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        t = tensor.detach().to("cpu").contiguous()
+        # Hash a strided subsample: full ViT-L weights are ~1 GB and a subsample already separates checkpoints.
+        flat = t.reshape(-1)
+        if flat.numel() > 4096:
+            flat = flat[:: flat.numel() // 4096]
+        h.update(flat.float().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def text_tower_fingerprint(clip_model: nn.Module) -> str:
@@ -66,7 +87,7 @@ def cached_text_embeddings(
     pretrained: str | None,
     texts: list[str],
     *,
-    clip_model: nn.Module | None = None,
+    clip_model: nn.Module,
     cache_dir: str | Path | None = None,
     return_info: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[str, object]]:
@@ -76,15 +97,13 @@ def cached_text_embeddings(
         model_name: open_clip architecture name.
         pretrained: Pretrained tag or weights file (part of the key).
         texts: The exact strings to embed.
-        clip_model: An already loaded CLIP model of that name and weights (avoids loading it again).
+        clip_model: The loaded CLIP model of that name and weights (its text tower's fingerprint is in the key).
         cache_dir: Cache folder; ``None`` uses :func:`default_cache_dir`.
         return_info: Also return ``{"path", "hit"}``.
 
     Returns:
         ``[len(texts), C]`` L2-normalised float32 embeddings (and the info dict when asked).
     """
-    if clip_model is None:
-        clip_model = load_clip(model_name, pretrained)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = (
         folder
@@ -109,7 +128,7 @@ def class_text_embeddings(
     pretrained: str | None,
     prompts: list[list[str]],
     *,
-    clip_model: nn.Module | None = None,
+    clip_model: nn.Module,
     cache_dir: str | Path | None = None,
 ) -> torch.Tensor:
     """One embedding per class: the renormalised mean over its prompt templates.
@@ -117,7 +136,7 @@ def class_text_embeddings(
     Args:
         model_name: open_clip architecture name.
         pretrained: Pretrained tag or weights file.
-        clip_model: An already loaded CLIP model of that name and weights.
+        clip_model: The loaded CLIP model of that name and weights.
         cache_dir: Cache folder; ``None`` uses :func:`default_cache_dir`.
         prompts: ``[N][P]`` prompts (see :func:`alt_lightning.text.prompts.build_prompts`).
 
