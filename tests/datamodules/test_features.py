@@ -301,6 +301,42 @@ def test_cache_is_built_by_the_models_own_encode_frames(
     assert cache.has_source and cache.num_items == 12
 
 
+def test_cache_build_decodes_each_video_once_for_all_its_views(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is built through the evaluation path: whole videos per encoder batch, each video opened once."""
+    import alt_lightning.data.dataset as dataset_module
+
+    opens: list[str] = []
+    real = dataset_module.open_video
+
+    def counting(path, *args, **kwargs):
+        opens.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "open_video", counting)
+    dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", test_clips=3)  # batch_size 4: not a multiple of 3
+    torch.manual_seed(0)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    shapes: list[int] = []
+    own = model.model.encode_frames
+
+    def spy(video: torch.Tensor):
+        shapes.append(video.shape[0])
+        return own(video)
+
+    model.model.encode_frames = spy
+    cache = dm.prepare_caches(model)["test"]
+    assert cache.num_items == 36 and shapes == [3] * 12  # 12 test videos x 3 views, one video per batch of 4 -> 3
+    assert len(opens) == 12 and len(set(opens)) == 12  # each video opened once for its 3 views
+    # The stored rows are the views of one open per view (the per-item path), in item order.
+    ds = dm.cache_source("test")
+    with torch.no_grad():
+        ref = own(torch.stack([ds[i]["video"] for i in range(3)]))[0]  # video 0's views, one open each
+    stored = torch.from_numpy(np.stack([cache.tokens(i) for i in range(3)]).astype(np.float32))
+    assert torch.allclose(stored, ref.float(), atol=1e-2)  # float16 storage
+
+
 def test_resumed_epoch_skips_the_cached_batches_already_trained(
     synthetic_root: Path, module_kwargs: dict, tmp_path: Path
 ) -> None:

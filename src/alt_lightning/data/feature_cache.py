@@ -97,7 +97,9 @@ class FeatureCacheConfig:
         batch_size: Items per batch read from the cache; ``None`` is the DataModule's ``batch_size``.
         num_workers: DataLoader workers reading the cache. Our choice: 0 (a batch is one read of memory-mapped rows,
             cheaper than a worker's start-up per epoch); raise it for caches larger than memory on slow disks.
-        build_batch_size: Clips per encoder call when building; ``None`` is the DataModule's ``batch_size``.
+        build_batch_size: Clips per encoder call when building; ``None`` is the DataModule's ``batch_size``. Rounded
+            down to whole videos (a multiple of the views per video, as evaluation batches), so that each video is
+            decoded once for all its views.
         build_workers: Decoding workers when building; ``None`` is the DataModule's ``num_workers``.
         store_source: Also store patch-to-token assignments, served as ``"sizes"``/``"source"`` (region heatmaps).
         dtype: Token storage: ``"float16"`` (our choice: half the disk; relative rounding 2^-11) or ``"float32"``.

@@ -523,7 +523,8 @@ class VideoDataModule(pl.LightningDataModule):
                     encode,
                     spec,
                     device=device,
-                    batch_size=f.build_batch_size or self.cfg.batch_size,
+                    # Whole videos per encoder batch: each opened and decoded once for all its views.
+                    batch_size=whole_video_batch_size(f.build_batch_size or self.cfg.batch_size, dataset.num_views),
                     num_workers=f.build_workers if f.build_workers is not None else self.cfg.num_workers,
                     autocast=trainer.precision_plugin.forward_context,
                     store_source=f.store_source,
