@@ -90,7 +90,7 @@ def test_callbacks_in_a_tiny_fit_and_test(list_datamodule, module_kwargs: dict, 
     assert "perf/clips_per_s" in events.Tags()["scalars"]
 
 
-def test_heatmaps_draw_distinct_videos_from_a_batch_of_whole_videos(synthetic_root: Path) -> None:
+def test_heatmaps_draw_distinct_videos_from_a_batch_of_whole_videos(synthetic_root: Path, tmp_path: Path) -> None:
     """Evaluation batches hold every view of each video: the callback draws one clip (the first view) per video."""
     from types import SimpleNamespace
 
@@ -98,7 +98,7 @@ def test_heatmaps_draw_distinct_videos_from_a_batch_of_whole_videos(synthetic_ro
 
     dm = VideoListDataModule(
         root=str(synthetic_root), classes="classes.txt", test_list="test.txt", num_frames=4, batch_size=7,
-        num_workers=0, flip=0.0, val_clips=3, pin_memory=False,
+        num_workers=0, flip=0.0, val_clips=3, pin_memory=False, bad_file_log=str(tmp_path / "bad.csv"),
     )  # fmt: skip
     dm.setup("validate")
     batch = next(iter(dm.val_dataloader()))
