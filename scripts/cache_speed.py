@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -39,6 +37,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from machine import cpu_name, load
 
 from alt_lightning.data.feature_cache import CachedFeatureDataset
 from alt_lightning.data.synthetic import DEFAULT_CLASSES, write_synthetic_dataset
@@ -105,25 +104,6 @@ class Timer(pl.Callback):
         assert self._start is not None
         self.test.append(time.perf_counter() - self._start)
         self._start = None
-
-
-def _cpu() -> str:
-    """The CPU's model name (``lscpu``'s), else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _load() -> str:
-    """The load averages (1, 5, 15 min): the figures of a shared machine go with them."""
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def _model(class_names: list[str], model_name: str) -> ALTModule:
@@ -238,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     names = [" ".join((c, s, "moving", d)) for c, s, d in DEFAULT_CLASSES]
     results: dict[str, Any] = {  # the machine's name, date and settings go with every figure
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{_cpu()}, {os.cpu_count()} CPUs",
-        "load_start": _load(),
+        "machine": cpu_name(),
+        "load_start": load(),
         "torch": torch.__version__,
         "settings": vars(a),
     }
@@ -326,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             times["floor_forward"].append(_head_eval(model, test_batches))
             print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()))
 
-    results["load_end"] = _load()
+    results["load_end"] = load()
     med = {k: statistics.median(v) for k, v in times.items()}
     results["seconds"] = {k: [round(x, 4) for x in v] for k, v in times.items()}
     results["median_s"] = med

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from machine import cpu_name, load
 from torch.utils.data import DataLoader
 
 from alt_lightning.commands.loader_bench import write_camera_videos
@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     torch.set_num_threads(1)
     results = []
+    load_start = load()
     with tempfile.TemporaryDirectory() as tmp:
         for spec in a.sizes.split(","):
             size, count = spec.split(":")
@@ -124,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             r["size"] = size
             results.append(r)
             print(json.dumps(r))
-    print(f"\n{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}, torch {torch.__version__}")
+    machine = {"machine": cpu_name(), "date": time.strftime("%Y-%m-%d"), "torch": torch.__version__}
+    machine["load_start"], machine["load_end"] = load_start, load()
+    print(f"\n{machine['machine']}, {machine['date']}, torch {machine['torch']}, one decoding thread; load "
+          f"{machine['load_start']} -> {machine['load_end']}")  # fmt: skip
     print("| size | videos | frames/video before | after | clips/s before | after | speed-up | equal |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{b['clips_per_s']:.2f} | {f['clips_per_s']:.2f} | {r['speedup']:.2f}x | {r['equal_bit_for_bit']} |"
         )
     if a.json:
-        Path(a.json).write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "results": results}, indent=1))
+        Path(a.json).write_text(json.dumps({**machine, "results": results}, indent=1))
     return 0
 
 
