@@ -14,11 +14,14 @@ alternating within each of ``--rounds`` rounds (a shared machine loads every var
   the start of the test epoch to the end of the test (aggregation and metrics included);
 - **floor (evaluation)**: the head's forward on the same batches (inference mode).
 
-It prints the median times and the ratios cached / floor (issue 14, item 4: at most 1.15x). With ``--decoding true``
-it also times a training epoch that decodes the videos (the issue-7 comparison)::
+It prints the median (and fastest) times and the ratios cached / floor (issue 14, item 4: at most 1.15x), each by the
+wall clock and by this process's CPU time: on a machine shared with other jobs, run it with ``--threads 1`` and read
+the CPU-time ratios (other jobs add to the wall clock, and with several torch threads to the CPU time of threads
+waiting for a core). With ``--decoding true`` it also times a training epoch that decodes the videos (the issue-7
+comparison)::
 
     python scripts/cache_speed.py [--videos 16] [--frames 8] [--batch_size 8] [--epochs 3] [--rounds 3]
-                                  [--model_name alt-tiny|ViT-B-16] [--decoding false] [--json out.json]
+                                  [--model_name alt-tiny|ViT-B-16] [--threads 1] [--decoding false] [--json out.json]
 
 Not a test: the figures depend on the machine (``tests/data/test_feature_cache.py`` checks that both ways give the same
 batches).
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from machine import cpu_name, load
 
@@ -63,46 +67,55 @@ class ReadingDataModule(VideoListDataModule):
         return ds
 
 
+def _now() -> np.ndarray:
+    """Both clocks at once: ``[wall, cpu]`` seconds (``perf_counter``, this process's CPU time over all threads).
+
+    On a machine shared with other jobs the wall clock counts their time too; the process's CPU time counts only the
+    work done here (run with ``--threads 1`` so that no thread spins waiting for another), so ratios are read from both.
+    """
+    return np.array([time.perf_counter(), time.process_time()])
+
+
 class Timer(pl.Callback):
-    """Wall-clock time of every training epoch and of the test epoch.
+    """Time (:func:`_now`: wall and CPU) of every training epoch and of the test epoch.
 
     A training epoch lasts until the next one starts (or the fit ends), so the module's epoch end is in; the test
     epoch until the end of the test (aggregation and metrics included).
     """
 
     def __init__(self) -> None:
-        self.train: list[float] = []
-        self.steps: list[float] = []  # per epoch: the time inside its training steps (batch start to batch end)
-        self.test: list[float] = []
-        self._start: float | None = None
-        self._step = 0.0
+        self.train: list[np.ndarray] = []
+        self.steps: list[np.ndarray] = []  # per epoch: the time inside its training steps (batch start to batch end)
+        self.test: list[np.ndarray] = []
+        self._start: np.ndarray | None = None
+        self._step = np.zeros(2)
 
     def _close(self) -> None:
         if self._start is not None:
-            self.train.append(time.perf_counter() - self._start)
+            self.train.append(_now() - self._start)
             self._start = None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:  # noqa: D102
-        self._step = time.perf_counter()
+        self._step = _now()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:  # noqa: D102
         if len(self.steps) < len(self.train) + 1:
-            self.steps.append(0.0)
-        self.steps[-1] += time.perf_counter() - self._step
+            self.steps.append(np.zeros(2))
+        self.steps[-1] += _now() - self._step
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         self._close()
-        self._start = time.perf_counter()
+        self._start = _now()
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         self._close()
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
-        self._start = time.perf_counter()
+        self._start = _now()
 
     def on_test_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         assert self._start is not None
-        self.test.append(time.perf_counter() - self._start)
+        self.test.append(_now() - self._start)
         self._start = None
 
 
@@ -135,7 +148,7 @@ def _trainer(root: Path, callbacks: list[pl.Callback], epochs: int = 1) -> pl.Tr
 
 def _fit_epochs(
     model: ALTModule, dm: pl.LightningDataModule, epochs: int, root: Path
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Epoch times of one fit and the time inside their steps, the first epoch (warm-up) left out."""
     timer = Timer()
     _trainer(root, [timer], epochs).fit(model, dm)
@@ -143,7 +156,7 @@ def _fit_epochs(
     return timer.train[skip:], timer.steps[skip:]
 
 
-def _test_time(model: ALTModule, dm: pl.LightningDataModule, root: Path) -> float:
+def _test_time(model: ALTModule, dm: pl.LightningDataModule, root: Path) -> np.ndarray:
     timer = Timer()
     _trainer(root, [timer]).test(model, dm, verbose=False)
     return timer.test[0]
@@ -159,11 +172,11 @@ def _set_modes(model: torch.nn.Module, modes: dict[str, bool]) -> None:
         m.training = modes[name]
 
 
-def _head_train(model: ALTModule, batches: list[dict[str, Any]], step: bool, modes: dict[str, bool]) -> float:
+def _head_train(model: ALTModule, batches: list[dict[str, Any]], step: bool, modes: dict[str, bool]) -> np.ndarray:
     """The head's forward + loss + backward (+ AdamW step) over ``batches``, in a bare loop, in the fit's modes."""
     _set_modes(model, modes)
     opt = torch.optim.AdamW(model.parameter_groups(), lr=1e-3, weight_decay=0.05)  # ALTModule's default optimizer
-    t0 = time.perf_counter()
+    t0 = _now()
     for batch in batches:
         out = model._forward_batch(batch)
         loss = model.loss_fn(out.logits, batch["label"])
@@ -171,24 +184,24 @@ def _head_train(model: ALTModule, batches: list[dict[str, Any]], step: bool, mod
         if step:
             opt.step()
         opt.zero_grad(set_to_none=True)
-    return time.perf_counter() - t0
+    return _now() - t0
 
 
-def _head_eval(model: ALTModule, batches: list[dict[str, Any]]) -> float:
+def _head_eval(model: ALTModule, batches: list[dict[str, Any]]) -> np.ndarray:
     """The head's forward (class probabilities) over ``batches``, in inference mode."""
     model.eval()
-    t0 = time.perf_counter()
+    t0 = _now()
     with torch.inference_mode():
         for batch in batches:
             model._forward_batch(batch).logits.float().softmax(-1)
-    return time.perf_counter() - t0
+    return _now() - t0
 
 
-def _read_only(loader: torch.utils.data.DataLoader) -> float:
-    t0 = time.perf_counter()
+def _read_only(loader: torch.utils.data.DataLoader) -> np.ndarray:
+    t0 = _now()
     for _ in loader:
         pass
-    return time.perf_counter() - t0
+    return _now() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if a.decoding:
             decoded, _ = _fit_epochs(_model(names, a.model_name), data(VideoListDataModule), a.epochs, Path(tmp))
-            results["decoding_epoch_s"] = statistics.median(decoded)
+            results["decoding_epoch_s"] = statistics.median(float(t[0]) for t in decoded)  # wall clock
 
         dm = data(features=FeatureCacheConfig(dir=str(Path(tmp) / "cache"), splits=("train", "test")))
         model = _model(names, a.model_name)
@@ -271,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         train_loader, test_loader = dm.train_dataloader(), dm.test_dataloader()
         train_loader.sampler.set_epoch(1)
         train_batches, test_batches = list(train_loader), list(test_loader)
-        times: dict[str, list[float]] = {
+        times: dict[str, list[np.ndarray]] = {
             k: []
             for k in (
                 "epoch_per_item",
@@ -304,40 +317,35 @@ def main(argv: list[str] | None = None) -> int:
                 times["floor_fwd_bwd_step"].append(_head_train(model, train_batches, True, modes))
                 times["floor_fwd_bwd"].append(_head_train(model, train_batches, False, modes))
             times["floor_forward"].append(_head_eval(model, test_batches))
-            print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()))
+            print(f"round {r + 1}/{a.rounds} (wall/cpu s, load {load()}): "
+                  + ", ".join(f"{k} {v[-1][0]:.3f}/{v[-1][1]:.3f}" for k, v in times.items()))  # fmt: skip
 
     results["load_end"] = load()
-    med = {k: statistics.median(v) for k, v in times.items()}
-    results["seconds"] = {k: [round(x, 4) for x in v] for k, v in times.items()}
-    results["median_s"] = med
-    # The fastest of each: on a shared machine other jobs only ever add time, so minima are the steadier estimate.
-    results["min_s"] = {k: min(v) for k, v in times.items()}
-    ratios = {
-        "epoch_batch / floor (fwd+bwd+step)": med["epoch_batch"] / med["floor_fwd_bwd_step"],
-        "epoch_batch / floor (fwd+bwd)": med["epoch_batch"] / med["floor_fwd_bwd"],
-        "epoch_per_item / floor (fwd+bwd+step)": med["epoch_per_item"] / med["floor_fwd_bwd_step"],
-        "epoch_per_item / floor (fwd+bwd)": med["epoch_per_item"] / med["floor_fwd_bwd"],
-        "steps_batch / floor (fwd+bwd+step)": med["steps_batch"] / med["floor_fwd_bwd_step"],
-        "test_batch / floor (forward)": med["test_batch"] / med["floor_forward"],
-        "test_per_item / floor (forward)": med["test_per_item"] / med["floor_forward"],
-    }
-    results["ratios"] = ratios
-    fast = results["min_s"]
-    results["ratios_of_minima"] = {
-        "epoch_batch / floor (fwd+bwd+step)": fast["epoch_batch"] / fast["floor_fwd_bwd_step"],
-        "epoch_per_item / floor (fwd+bwd+step)": fast["epoch_per_item"] / fast["floor_fwd_bwd_step"],
-        "test_batch / floor (forward)": fast["test_batch"] / fast["floor_forward"],
-        "test_per_item / floor (forward)": fast["test_per_item"] / fast["floor_forward"],
-    }
+    results["seconds"] = {k: [[round(float(x), 4) for x in t] for t in v] for k, v in times.items()}  # [wall, cpu]
     print(f"\n{results['machine']}, {results['date']}, torch {results['torch']}, {torch.get_num_threads()} torch "
           f"threads; backbone {a.model_name} (random weights), batch {a.batch_size}, T = {a.frames}, "
           f"{len(train_batches)} training and {len(test_batches)} test batches "
           f"({a.test_clips} views a video); load {results['load_start']} -> {results['load_end']}")  # fmt: skip
-    print("median seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()))
-    for key, value in ratios.items():
-        print(f"{key}: {value:.3f}x (medians)")
-    for key, value in results["ratios_of_minima"].items():
-        print(f"{key}: {value:.3f}x (fastest of each)")
+    pairs = {
+        "epoch_batch / floor (fwd+bwd+step)": ("epoch_batch", "floor_fwd_bwd_step"),
+        "epoch_batch / floor (fwd+bwd)": ("epoch_batch", "floor_fwd_bwd"),
+        "epoch_per_item / floor (fwd+bwd+step)": ("epoch_per_item", "floor_fwd_bwd_step"),
+        "steps_batch / floor (fwd+bwd+step)": ("steps_batch", "floor_fwd_bwd_step"),
+        "test_batch / floor (forward)": ("test_batch", "floor_forward"),
+        "test_per_item / floor (forward)": ("test_per_item", "floor_forward"),
+    }
+    for c, clock in enumerate(("wall", "cpu")):
+        med = {k: statistics.median(float(t[c]) for t in v) for k, v in times.items()}
+        # The fastest of each: on a shared machine other jobs only ever add time, so minima are the steadier estimate.
+        fast = {k: min(float(t[c]) for t in v) for k, v in times.items()}
+        results[f"median_{clock}_s"], results[f"min_{clock}_s"] = med, fast
+        results[f"ratios_{clock}"] = {k: med[n] / med[d] for k, (n, d) in pairs.items()}
+        results[f"ratios_of_minima_{clock}"] = {k: fast[n] / fast[d] for k, (n, d) in pairs.items()}
+        print(f"{clock} clock, median seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in med.items()))
+        for key in pairs:
+            print(f"  {key}: {results[f'ratios_{clock}'][key]:.3f}x (medians), "
+                  f"{results[f'ratios_of_minima_{clock}'][key]:.3f}x (fastest of each)")  # fmt: skip
+    med = results["median_wall_s"]
     if "decoding_epoch_s" in results:
         print(f"one training epoch from decoding: {results['decoding_epoch_s']:.3f} s "
               f"({results['decoding_epoch_s'] / med['epoch_batch']:.1f}x the cached epoch)")  # fmt: skip
