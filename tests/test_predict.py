@@ -86,6 +86,30 @@ def test_zero_shot_is_clip_on_the_mean_frame_embedding(
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_views_of_a_video_are_decoded_in_one_pass_with_the_same_scores(
+    video: Path, tiny_weights: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import alt_lightning.data.dataset as dataset_module
+
+    opens: list[str] = []
+    real = dataset_module.open_video
+
+    def counting(path, *args, **kwargs):
+        opens.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "open_video", counting)
+    model, _ = build_model(_zero_shot_args(tiny_weights, tiny_corpus), parse_labels(LABELS))
+    (pred,) = predict_videos(model, [str(video)], num_frames=4, clips=3, topk=3)
+    assert opens == [str(video)]  # one open for the 3 views
+    # Reference: the mean of the 3 views' probabilities, each view decoded alone (one open per view).
+    ds = _video_dataset([str(video)], model, 4, 3)
+    with torch.no_grad():
+        probs = model(torch.stack([ds[v]["video"] for v in range(3)])).logits.float().softmax(-1).mean(0)
+    assert len(opens) == 4
+    assert [p.score for p in pred.top] == pytest.approx(sorted(probs.tolist(), reverse=True), abs=1e-5)
+
+
 def test_predict_command_with_and_without_checkpoint(
     video: Path, synthetic_root: Path, tiny_weights: Path, tiny_corpus: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -201,3 +201,132 @@ def test_training_item_randomness_follows_the_epoch_its_index_carries(synthetic_
     plain = [ds[i]["video"] for i in range(3)]
     assert all(torch.equal(a, b) for a, b in zip(at_5, carried, strict=True))
     assert not all(torch.equal(a, b) for a, b in zip(at_5, plain, strict=True))
+
+
+class _Frames:
+    """A transform that keeps the decoded uint8 frames (so a test can read which frames a clip holds)."""
+
+    size = 0
+
+    def __call__(self, frames: np.ndarray, rng=None, crop: int = 1) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)  # [T, 3, H, W]
+
+
+class _CountingOpens:
+    """Wraps the dataset's ``open_video``: counts opens and the frames each reader decoded."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import alt_lightning.data.dataset as dataset_module
+
+        self.opens: list[str] = []
+        self.readers: list = []
+        real = dataset_module.open_video
+
+        def counting(path, *args, **kwargs):
+            self.opens.append(str(path))  # tried, even when the file cannot be opened
+            reader = real(path, *args, **kwargs)
+            self.readers.append(reader)
+            return reader
+
+        monkeypatch.setattr(dataset_module, "open_video", counting)
+
+    def frames_decoded(self) -> int:
+        return sum(r.stats.frames_decoded for r in self.readers)
+
+    def reset(self) -> None:
+        self.opens.clear()
+        self.readers.clear()
+
+
+def _segment_views(num_frames: int, t: int, clips: int) -> list[list[int]]:
+    """TSN test indices written out from the definition (segment s of t: [s*N//t, (s+1)*N//t), offset (2j+1)/2n)."""
+    out = []
+    for j in range(clips):
+        clip = []
+        for s in range(t):
+            start, end = s * num_frames // t, (s + 1) * num_frames // t
+            length = max(end - start, 1)
+            clip.append(min(start + (2 * j + 1) * length // (2 * clips), num_frames - 1))
+        out.append(clip)
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_one_pass_evaluation_reads_every_view_of_a_video_once_with_the_same_frames(
+    tmp_path, vt, bad_files, monkeypatch
+) -> None:
+    """Views of a batch are decoded in one pass per video (one open): the same frames as one open per view."""
+    long_gop = vt.write_video(tmp_path / "gop250.mp4", 300, gop=250)  # x264's default GOP: one keyframe per 250
+    short_gop = vt.write_video(tmp_path / "gop10.mp4", 90, gop=10)
+    avi = Path(__file__).parent / "media" / "xvid_packed_bframes.avi"  # decoded by counting, from the start
+    paths = [long_gop, short_gop, avi, bad_files["clamped.mp4"], bad_files["garbage.mp4"]]
+    records = [VideoRecord(str(p), k, p.name) for k, p in enumerate(paths)]
+    counter = _CountingOpens(monkeypatch)
+    ds = VideoDataset(records, _Frames(), SamplingConfig(num_frames=8, num_clips=3), train=False)
+    assert len(ds) == 15
+
+    one_pass = ds.__getitems__(list(range(15)))
+    assert sorted(counter.opens) == sorted(str(p) for p in paths)  # each video opened once for its 3 views
+    frames_one_pass = counter.frames_decoded()
+    counter.reset()
+    per_view = [ds[i] for i in range(15)]  # the previous path: one open per (video, view)
+    assert len(counter.opens) == 15
+    frames_per_view = counter.frames_decoded()
+
+    for a, b in zip(one_pass, per_view, strict=True):
+        assert (a["index"], a["view"], a["ok"], a["video_id"], a["label"]) == (
+            b["index"],
+            b["view"],
+            b["ok"],
+            b["video_id"],
+            b["label"],
+        )
+        assert torch.equal(a["video"], b["video"])  # bit for bit
+    assert [it["ok"] for it in one_pass] == [True] * 12 + [False] * 3  # the garbage file fails each view, counted
+    # The frames are the TSN test views of the definition (read from the pixels, which encode the index mod 256).
+    for v in range(3):
+        shown = vt.read_indices(one_pass[v]["video"].permute(0, 2, 3, 1).numpy())
+        assert shown == [i % 256 for i in _segment_views(300, 8, 3)[v]]
+    # GOP 250: the three views each decode from frame 0 (or 250) up to their last frame; one pass decodes once.
+    assert frames_one_pass < frames_per_view
+    counter.reset()
+    ds.__getitems__([0, 1, 2])
+    long_once = counter.frames_decoded()
+    counter.reset()
+    for i in range(3):
+        ds[i]
+    assert long_once <= 300 < counter.frames_decoded()
+
+    # Any order, any subset, repeats: the items follow the indices asked.
+    order = [14, 4, 0, 3, 4, 9, 1]
+    counter.reset()
+    mixed = ds.__getitems__(order)
+    assert len(counter.opens) == 4  # videos 4, 1, 0 and 3
+    for i, item in zip(order, mixed, strict=True):
+        assert (item["index"], item["view"]) == divmod(i, 3)
+        assert torch.equal(item["video"], per_view[i]["video"])
+
+
+def test_one_pass_views_with_three_crops_and_dense_sampling_equal_per_view(tmp_path, vt) -> None:
+    """9 views (3 clips x 3 crops) and dense sampling through the real transform: one pass equals one open per view."""
+    path = vt.write_video(tmp_path / "v.mp4", 120, gop=60, width=96, height=64)
+    records = [VideoRecord(str(path), 0, "v")]
+    tf = ClipTransform(32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), num_crops=3)
+    for sampling in (SamplingConfig(4, num_clips=3, num_crops=3), SamplingConfig(4, "dense", 4, num_clips=3)):
+        ds = VideoDataset(records, tf, sampling, train=False)
+        batch = ds.__getitems__(list(range(len(ds))))
+        assert len(batch) == sampling.num_views
+        for i, item in enumerate(batch):
+            assert item["view"] == i and torch.equal(item["video"], ds[i]["video"])
+        videos = [it["video"] for it in batch]
+        assert not any(torch.equal(a, b) for k, a in enumerate(videos) for b in videos[k + 1 :])  # views all differ
+
+
+def test_training_items_are_unchanged_by_batch_reading(synthetic_root, tmp_path) -> None:
+    from alt_lightning.datamodules.samplers import EpochIndex
+
+    records = parse_path_label_list(synthetic_root / "train.txt", root=synthetic_root)[:4]
+    ds = _dataset(records, BadFileLog(tmp_path / "bad.csv"), train=True)
+    idx = [EpochIndex(i, 2) for i in (3, 1, 2)]
+    for a, b in zip(ds.__getitems__(idx), [ds[i] for i in idx], strict=True):
+        assert a["video_id"] == b["video_id"] and torch.equal(a["video"], b["video"])

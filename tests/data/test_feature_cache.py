@@ -191,3 +191,59 @@ def test_interrupted_build_leaves_nothing(synthetic_root: Path, module_kwargs: d
     with pytest.raises(KeyboardInterrupt):
         build_feature_cache(tmp_path / "c", ds, model.model.encode_frames, spec, batch_size=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def _assert_same_batch(got: dict, want: dict) -> None:
+    assert list(got) == list(want)  # the same keys in the same order
+    for key, value in want.items():
+        if isinstance(value, torch.Tensor):
+            assert got[key].dtype == value.dtype and torch.equal(got[key], value), key
+        else:
+            assert got[key] == value, key
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_batch_reading_equals_the_collated_items(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path, dtype: str
+) -> None:
+    """One read per batch (slices or per-shard gathers, one conversion) gives exactly the per-item path's batches."""
+    from torch.utils.data import DataLoader
+
+    from alt_lightning.data.feature_cache import CachedBatch, collate_cached
+
+    model = _model(synthetic_root, module_kwargs)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 not really a video" * 10)
+    good = _records(synthetic_root)[:5]
+    records = [*good[:2], VideoRecord(str(broken), 1, "broken"), *good[2:]]  # 6 videos x 2 views = 12 items
+    ds = _dataset(records, model, bad_file_log=BadFileLog(tmp_path / "bad.csv"))
+    enc = model.model.encoder
+    spec = cache_spec(enc, model.backbone_fingerprint, ds)
+    item_bytes = 4 * enc.num_tokens() * enc.out_dim * (2 if dtype == "float16" else 4)
+    enc.keep_source = True
+    cache = build_feature_cache(
+        tmp_path / "c", ds, model.model.encode_frames, spec, shard_bytes=5 * item_bytes, store_source=True, dtype=dtype
+    )
+    enc.keep_source = False
+    assert [s["rows"] for s in cache.index["shards"]] == [5, 5, 2] and cache.index["failed_items"] == [4, 5]
+
+    for train in (False, True):
+        served = CachedFeatureDataset(cache, train=train, return_source=True)
+        n = len(served)
+        orders = [list(range(n)), [1, 2, 3], [4, 5, 6], [9, 3, 0, 7, 3], list(reversed(range(n)))]
+        for order in orders:  # whole, inside one shard, across a shard boundary, shuffled with a repeat, reversed
+            _assert_same_batch(served.read_batch(order), default_collate([served[i] for i in order]))
+        batch = served.__getitems__([6, 2])
+        assert isinstance(batch, CachedBatch) and len(batch) == 2
+        _assert_same_batch(default_collate(list(batch)), default_collate([served[6], served[2]]))  # items on access
+        assert collate_cached(batch) is batch.collated
+    evaluation = CachedFeatureDataset(cache)
+    loaded = list(DataLoader(evaluation, batch_size=5, num_workers=2, collate_fn=collate_cached))
+    per_item = [default_collate([evaluation[i] for i in range(a, min(a + 5, 12))]) for a in range(0, 12, 5)]
+    for got, want in zip(loaded, per_item, strict=True):
+        _assert_same_batch(got, want)
+    # The batch owns its memory: writing into it never reaches the cache.
+    batch = evaluation.read_batch([0, 1])
+    before = np.array(cache.tokens(0))
+    batch["tokens"].add_(1.0)
+    assert np.array_equal(np.array(cache.tokens(0)), before)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from torch.utils.data import default_collate
 
 from alt_lightning.cli import main as alt_main
-from alt_lightning.data.feature_cache import CachedFeatureDataset, FeatureCacheError, list_caches
+from alt_lightning.data.feature_cache import CachedFeatureDataset, FeatureCacheError, collate_cached, list_caches
 from alt_lightning.datamodules import FeatureCacheConfig, VideoListDataModule
 from alt_lightning.lightning import ALTModule
 from alt_lightning.model.backbone import load_clip
@@ -169,6 +170,7 @@ def test_ddp_ranks_read_every_item_once_and_never_build(
         for batch in dm.test_dataloader():
             pairs += list(zip(batch["index"].tolist(), batch["view"].tolist(), strict=True))
     assert sorted(pairs) == [(v, c) for v in range(12) for c in range(3)]  # 12 videos x 3 views, each once
+    assert [p[0] for p in pairs[:6]] == [0, 0, 0, 2, 2, 2]  # rank 0: whole videos 0, 2, ... (as decoding shards)
 
     fresh = _cached(synthetic_root, tmp_path, tmp_path / "empty")
     fresh.trainer = SimpleNamespace(world_size=2, global_rank=0, lightning_module=model)
@@ -299,6 +301,42 @@ def test_cache_is_built_by_the_models_own_encode_frames(
     assert cache.has_source and cache.num_items == 12
 
 
+def test_cache_build_decodes_each_video_once_for_all_its_views(
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache is built through the evaluation path: whole videos per encoder batch, each video opened once."""
+    import alt_lightning.data.dataset as dataset_module
+
+    opens: list[str] = []
+    real = dataset_module.open_video
+
+    def counting(path, *args, **kwargs):
+        opens.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "open_video", counting)
+    dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", test_clips=3)  # batch_size 4: not a multiple of 3
+    torch.manual_seed(0)
+    model = ALTModule(class_names=dm.class_names, **module_kwargs)
+    shapes: list[int] = []
+    own = model.model.encode_frames
+
+    def spy(video: torch.Tensor):
+        shapes.append(video.shape[0])
+        return own(video)
+
+    model.model.encode_frames = spy
+    cache = dm.prepare_caches(model)["test"]
+    assert cache.num_items == 36 and shapes == [3] * 12  # 12 test videos x 3 views, one video per batch of 4 -> 3
+    assert len(opens) == 12 and len(set(opens)) == 12  # each video opened once for its 3 views
+    # The stored rows are the views of one open per view (the per-item path), in item order.
+    ds = dm.cache_source("test")
+    with torch.no_grad():
+        ref = own(torch.stack([ds[i]["video"] for i in range(3)]))[0]  # video 0's views, one open each
+    stored = torch.from_numpy(np.stack([cache.tokens(i) for i in range(3)]).astype(np.float32))
+    assert torch.allclose(stored, ref.float(), atol=1e-2)  # float16 storage
+
+
 def test_resumed_epoch_skips_the_cached_batches_already_trained(
     synthetic_root: Path, module_kwargs: dict, tmp_path: Path
 ) -> None:
@@ -323,3 +361,14 @@ def test_resumed_epoch_skips_the_cached_batches_already_trained(
     resumed = [int(i) for i in loader.sampler]
     full = np.random.default_rng([0, 0]).permutation(24).tolist()  # ShardSampler's order for (seed 0, epoch 0)
     assert resumed == full[12:]  # 2 batches of 6 cached items were consumed before the checkpoint
+    # The loader reads each batch at once; its batches are the per-item path's, in the resumed order.
+    progress.current.processed = 1  # a new restart: the skip applies once more
+    batches = list(loader)
+    ds = loader.dataset
+    assert len(batches) == 2 and loader.collate_fn is collate_cached
+    for k, batch in enumerate(batches):
+        want = default_collate([ds[i] for i in full[12 + 6 * k : 18 + 6 * k]])
+        assert list(batch) == list(want)
+        for key, value in want.items():
+            same = torch.equal(batch[key], value) if isinstance(value, torch.Tensor) else batch[key] == value
+            assert same and (not isinstance(value, torch.Tensor) or batch[key].dtype == value.dtype), key

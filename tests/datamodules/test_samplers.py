@@ -33,6 +33,31 @@ def test_evaluation_shards_partition_the_items(n: int, world: int) -> None:
     assert [len(ShardSampler(_Items(n), num_replicas=world, rank=r)) for r in range(world)] == list(map(len, shards))
 
 
+class _Views(_Items):
+    """Evaluation items of ``videos`` videos with ``num_views`` consecutive items each."""
+
+    def __init__(self, videos: int, num_views: int) -> None:
+        super().__init__(videos * num_views)
+        self.num_views = num_views
+
+
+@given(videos=st.integers(1, 25), views=st.integers(1, 4), world=st.integers(1, 5))
+def test_evaluation_shards_keep_each_videos_views_together_on_one_rank(videos: int, views: int, world: int) -> None:
+    shards = [list(ShardSampler(_Views(videos, views), num_replicas=world, rank=r)) for r in range(world)]
+    assert sorted(i for s in shards for i in s) == list(range(videos * views))  # each item exactly once
+    for r, shard in enumerate(shards):
+        mine = list(range(r, videos, world))  # videos r, r + W, ...
+        assert shard == [v * views + k for v in mine for k in range(views)]  # whole videos, views in order
+        assert len(ShardSampler(_Views(videos, views), num_replicas=world, rank=r)) == len(shard)
+
+
+def test_whole_video_batch_size() -> None:
+    from alt_lightning.datamodules.samplers import whole_video_batch_size
+
+    assert [whole_video_batch_size(b, 3) for b in (1, 2, 3, 4, 8, 9, 32)] == [1, 2, 3, 3, 6, 9, 30]
+    assert whole_video_batch_size(8, 1) == 8 and whole_video_batch_size(8, 9) == 8
+
+
 @given(n=st.integers(1, 60), world=st.integers(1, 5), seed=st.integers(0, 3))
 def test_training_shards_are_equal_seeded_and_cover_everything(n: int, world: int, seed: int) -> None:
     samplers = [ShardSampler(_Items(n), num_replicas=world, rank=r, shuffle=True, seed=seed) for r in range(world)]
@@ -97,3 +122,30 @@ def test_transform_follows_the_attached_backbone() -> None:
     dm2.trainer = dm.trainer
     with pytest.raises(ValueError, match="differs from the backbone's 64"):
         dm2.transform("train")
+
+
+@pytest.mark.timeout(120)
+def test_evaluation_loader_decodes_each_video_once_per_epoch(synthetic_root, tmp_path, monkeypatch) -> None:
+    """The DataModule's test loader: batches of whole videos, one open per video, under 1 and 2 ranks."""
+    import alt_lightning.data.dataset as dataset_module
+    from alt_lightning.datamodules import VideoListDataModule
+
+    opens: list[str] = []
+    real = dataset_module.open_video
+    monkeypatch.setattr(dataset_module, "open_video", lambda p, *a, **k: opens.append(p) or real(p, *a, **k))
+    dm = VideoListDataModule(
+        root=str(synthetic_root), classes="classes.txt", test_list="test.txt", num_frames=4, batch_size=8,
+        num_workers=0, test_clips=3, pin_memory=False, bad_file_log=str(tmp_path / "bad.csv"),
+    )  # fmt: skip
+    for world in (1, 2):
+        pairs, opens[:] = [], []
+        for rank in range(world):
+            dm.trainer = SimpleNamespace(world_size=world, global_rank=rank)
+            loader = dm.test_dataloader()
+            assert loader.batch_size == 6  # 8 rounded down to whole videos of 3 views
+            for batch in loader:
+                index = batch["index"].tolist()
+                assert all(index.count(v) == 3 for v in index)  # whole videos in every batch
+                pairs += list(zip(index, batch["view"].tolist(), strict=True))
+        assert sorted(pairs) == [(v, c) for v in range(12) for c in range(3)]
+        assert sorted(opens) == sorted(r.path for r in dm.video_dataset("test").records)  # one open per video

@@ -90,6 +90,28 @@ def test_callbacks_in_a_tiny_fit_and_test(list_datamodule, module_kwargs: dict, 
     assert "perf/clips_per_s" in events.Tags()["scalars"]
 
 
+def test_heatmaps_draw_distinct_videos_from_a_batch_of_whole_videos(synthetic_root: Path, tmp_path: Path) -> None:
+    """Evaluation batches hold every view of each video: the callback draws one clip (the first view) per video."""
+    from types import SimpleNamespace
+
+    from alt_lightning.datamodules import VideoListDataModule
+
+    dm = VideoListDataModule(
+        root=str(synthetic_root), classes="classes.txt", test_list="test.txt", num_frames=4, batch_size=7,
+        num_workers=0, flip=0.0, val_clips=3, pin_memory=False, bad_file_log=str(tmp_path / "bad.csv"),
+    )  # fmt: skip
+    dm.setup("validate")
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["index"].tolist() == [0, 0, 0, 1, 1, 1] and batch["view"].tolist() == [0, 1, 2] * 2  # 7 -> 6
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True)
+    for num_videos, rows in ((2, [0, 3]), (1, [0]), (5, [0, 3])):  # never more videos than the batch holds
+        heatmaps = AlignmentHeatmapLogger(every_n_epochs=1, num_videos=num_videos)
+        heatmaps.on_validation_batch_end(trainer, None, None, batch, 0)
+        assert heatmaps._video_ids == [batch["video_id"][r] for r in rows]
+        assert heatmaps._labels == [int(batch["label"][r]) for r in rows]
+        assert torch.equal(heatmaps._video, batch["video"][rows])
+
+
 def test_step_seed_depends_only_on_seed_step_and_rank() -> None:
     from types import SimpleNamespace
 

@@ -34,6 +34,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -44,21 +45,37 @@ from alt_lightning.data.dataset import SamplingConfig, VideoDataset, worker_init
 from alt_lightning.data.parsers import VIDEO_EXTENSIONS
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
+from alt_lightning.datamodules.samplers import whole_video_batch_size
 
 
 class DecordVideoDataset(VideoDataset):
-    """The same dataset with decord as the decoder (for comparison only)."""
+    """The same dataset with decord as the decoder (for comparison only): sampling, views and transform as PyAV's."""
 
-    def load_clip(self, record: VideoRecord, view: int, rng: np.random.Generator | None) -> torch.Tensor:
-        """Decode with ``decord.VideoReader`` and ``get_batch``; sampling and transform as the PyAV path."""
+    def open_reader(self, path: str) -> _DecordReader:  # type: ignore[override]
+        """A ``decord.VideoReader`` behind the reader interface the dataset uses."""
+        return _DecordReader(path, self.decode_threads)
+
+
+class _DecordReader:
+    """What :class:`VideoDataset` needs of a reader (``info.num_frames``, ``get``, ``last_issue``), from decord."""
+
+    last_issue = None
+
+    def __init__(self, path: str, threads: int) -> None:
         import decord
 
-        clip, crop = divmod(view, self.sampling.num_crops)
-        reader = decord.VideoReader(record.path, num_threads=self.decode_threads)
-        frames = reader.get_batch(self.frame_indices(len(reader), clip, rng)).asnumpy()  # [T, H, W, 3]
-        if self.train:
-            return self.transform(frames, rng)
-        return self.transform(frames, None, crop if self.sampling.num_crops == 3 else 1)
+        self._reader = decord.VideoReader(path, num_threads=threads)
+        self.info = SimpleNamespace(num_frames=len(self._reader))
+
+    def get(self, indices: Sequence[int]) -> np.ndarray:
+        """uint8 ``[len(indices), H, W, 3]`` with decord's ``get_batch``."""
+        return self._reader.get_batch(list(indices)).asnumpy()
+
+    def __enter__(self) -> _DecordReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self._reader
 
 
 def decord_available() -> bool:
@@ -83,11 +100,16 @@ def time_loader(
     ``w - 1`` batches with no time (+50 % at 2 workers and 4 batches). ``prefetch_factor`` does not change this: it
     only sets how far ahead of the consumer the workers may run.
 
+    Evaluation batches hold whole videos (:func:`~alt_lightning.datamodules.samplers.whole_video_batch_size`), as
+    the DataModules make them.
+
     Returns:
         ``clips``, ``warmup_batches``, ``first_batch_s`` (includes worker start-up), ``warmup_s`` (until the last
         warm-up batch), ``seconds`` (after it) and ``clips_per_s`` (clips after the warm-up over their time; NaN
         when no batch is left after the warm-up: ask for more ``batches``).
     """
+    if not dataset.train:  # whole videos per batch, as the DataModules batch evaluation (one pass per video)
+        batch_size = whole_video_batch_size(batch_size, int(getattr(dataset, "num_views", 1)))
     n = batches * batch_size
     reps = math.ceil(n / len(dataset))
     rng = np.random.default_rng(seed)

@@ -255,7 +255,7 @@ def predict_videos(
     with source_kept(encoder, draw):
         for i, path in enumerate(paths):
             try:
-                views = [ds.load_clip(ds.records[i], v, None) for v in range(ds.num_views)]
+                views = ds.load_views(ds.records[i], range(ds.num_views))  # one open, one pass for every view
             except DECODE_ERRORS as err:  # one bad file must not cost the others their results
                 results.append(VideoPrediction(str(path), [], [], error=error_reason(err)))
                 continue

@@ -4,11 +4,19 @@ Training: one item per record; a video that cannot be decoded is logged and anot
 epoch length never changes. Evaluation: one item per (record, view) for ``num_clips x num_crops`` views; a video
 that cannot be decoded is returned with ``ok=False`` so that it is counted and reported as failed, never dropped.
 Both go to the bad-file log (CSV) with the reason.
+
+Evaluation decodes each video once per batch, not once per view: the DataLoader hands a whole batch of indices to
+:meth:`VideoDataset.__getitems__`, which opens each video of the batch once and decodes the frames of all its
+views in one pass (one ``get`` of their union). The DataModules keep a video's views together (the evaluation
+sampler shards by video, batches hold whole videos), so at x264's default GOP (250) a 3-view video costs one
+forward pass instead of three (figures in ``docs/benchmarks.md``). The clips are the same, bit for bit, as those of
+one open per view (``ds[i]``), which is what a single item still does.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import logging
 import os
 import time
@@ -22,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alt_lightning.data.decode import VideoDecodeError
+from alt_lightning.data.decode import VideoDecodeError, VideoReader
 from alt_lightning.data.readers import check_decoder, open_video
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.sampling import dense_indices, segment_indices, view_indices
@@ -166,22 +174,67 @@ class VideoDataset(Dataset):
             return dense_indices(num_frames, s.num_frames, s.stride, train=True, rng=rng)
         return view_indices(num_frames, s.num_frames, clip, s.num_clips, mode=s.mode, stride=s.stride)
 
-    def load_clip(self, record: VideoRecord, view: int, rng: np.random.Generator | None) -> torch.Tensor:
-        """Decode, sample and transform one view of a record; raises :class:`VideoDecodeError`."""
-        clip, crop = divmod(view, self.sampling.num_crops)
-        with open_video(
-            record.path, self.decoder, timeout_s=self.decode_timeout_s, threads=self.decode_threads
-        ) as reader:
-            indices = self.frame_indices(reader.info.num_frames, clip, rng)
-            frames = reader.get(indices)  # [T, H, W, 3] uint8
+    def open_reader(self, path: str) -> VideoReader:
+        """Open one video with this dataset's decoder, threads and time limit (the one place a reader is made)."""
+        return open_video(path, self.decoder, timeout_s=self.decode_timeout_s, threads=self.decode_threads)
+
+    def _decode(
+        self, record: VideoRecord, indices_of: Callable[[int], list[list[int]]]
+    ) -> list[np.ndarray]:  # each [T, H, W, 3] uint8
+        """Open ``record`` once and decode the clips ``indices_of(num_frames)`` asks for, in one ``get``.
+
+        The reader decodes each distinct frame once, in presentation order (seeking forward where that skips enough
+        frames), so overlapping or interleaved clips cost one pass over the video.
+        """
+        with self.open_reader(record.path) as reader:
+            clips = indices_of(reader.info.num_frames)
+            frames = reader.get([i for clip in clips for i in clip])  # [sum T, H, W, 3] uint8
             issue = reader.last_issue
         if issue is not None and record.path not in self._clamped:
             # Usable but damaged (e.g. truncated): frames past the last decodable one repeat it. Say so once.
             self._clamped.add(record.path)
             self._log(record, issue, "clamped")
-        if self.train:
-            return self.transform(frames, rng)
-        return self.transform(frames, None, crop if self.sampling.num_crops == 3 else 1)
+        bounds = [0, *itertools.accumulate(len(c) for c in clips)]
+        return [frames[a:b] for a, b in itertools.pairwise(bounds)]
+
+    def load_clip(self, record: VideoRecord, view: int, rng: np.random.Generator | None) -> torch.Tensor:
+        """Decode, sample and transform one view of a record; raises :class:`VideoDecodeError`."""
+        if not self.train:
+            return self.load_views(record, [view])[0]
+        (frames,) = self._decode(record, lambda n: [self.frame_indices(n, 0, rng)])
+        return self.transform(frames, rng)
+
+    def load_views(self, record: VideoRecord, views: Sequence[int]) -> list[torch.Tensor]:
+        """Evaluation views of one record, decoded in one pass (one open); raises :class:`VideoDecodeError`.
+
+        Args:
+            record: The video.
+            views: View numbers (``clip * num_crops + crop``), in any order, repeats allowed.
+
+        Returns:
+            One ``[T, 3, S, S]`` clip per view, in the order of ``views``.
+        """
+        s = self.sampling
+        clip_crop = [divmod(int(v), s.num_crops) for v in views]
+        frames = self._decode(record, lambda n: [self.frame_indices(n, clip, None) for clip, _ in clip_crop])
+        return [
+            self.transform(f, None, crop if s.num_crops == 3 else 1)
+            for f, (_, crop) in zip(frames, clip_crop, strict=True)
+        ]
+
+    def _eval_items(self, rec_idx: int, views: Sequence[int]) -> list[dict[str, Any]]:
+        """The items of some views of one video, decoded in one pass; a video that fails fails every view asked."""
+        record = self.records[rec_idx]
+        try:
+            clips = self.load_views(record, views)
+        except DECODE_ERRORS as err:
+            # Counted as a failed video by the evaluation (never dropped): a placeholder keeps batch shapes.
+            s = self.sampling
+            size = int(getattr(self.transform, "size", 0))
+            for view in views:
+                self._bad(record, err, f"failed (view {view})")
+            return [self._item(torch.zeros(s.num_frames, 3, size, size), record, rec_idx, v, False) for v in views]
+        return [self._item(clip, record, rec_idx, v, True) for clip, v in zip(clips, views, strict=True)]
 
     def _bad(self, record: VideoRecord, err: BaseException, action: str) -> None:
         self._log(record, error_reason(err), action)
@@ -191,21 +244,31 @@ class VideoDataset(Dataset):
         if self.bad_file_log is not None:
             self.bad_file_log.add(self.split, record, reason, action)
 
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """A batch of items (what the DataLoader asks for): in evaluation each video of the batch is decoded once.
+
+        The items equal ``[self[i] for i in indices]`` (same clips, bit for bit); training items are exactly those,
+        and so are the items of a subclass that overrides ``__getitem__`` (its override is never bypassed).
+        """
+        if self.train or type(self).__getitem__ is not VideoDataset.__getitem__:
+            return [self[i] for i in indices]
+        views_of: dict[int, list[int]] = {}  # record -> its views in this batch, first appearance order
+        for index in indices:
+            rec_idx, view = divmod(int(index), self.num_views)
+            views_of.setdefault(rec_idx, []).append(view)
+        items: dict[tuple[int, int], dict[str, Any]] = {}
+        for rec_idx, views in views_of.items():
+            for view, item in zip(views, self._eval_items(rec_idx, views), strict=True):
+                items[rec_idx, view] = item
+        return [items[divmod(int(index), self.num_views)] for index in indices]
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         epoch = getattr(index, "epoch", self.epoch)  # an EpochIndex from the training sampler brings its own
         index = int(index)
         rec_idx, view = divmod(index, self.num_views)
         record = self.records[rec_idx]
         if not self.train:
-            try:
-                video, ok = self.load_clip(record, view, None), True
-            except DECODE_ERRORS as err:
-                # Counted as a failed video by the evaluation (never dropped): a placeholder keeps batch shapes.
-                self._bad(record, err, f"failed (view {view})")
-                s = self.sampling
-                size = int(getattr(self.transform, "size", 0))
-                video, ok = torch.zeros(s.num_frames, 3, size, size), False
-            return self._item(video, record, rec_idx, view, ok)
+            return self._eval_items(rec_idx, [view])[0]
         rng = np.random.default_rng([self.seed, epoch, index])
         last: BaseException | None = None
         for _ in range(self.max_redraws + 1):

@@ -45,15 +45,16 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 import alt_lightning
 from alt_lightning.data.dataset import VideoDataset, worker_init
@@ -94,9 +95,11 @@ class FeatureCacheConfig:
         build: ``"auto"`` builds a missing or stale cache (single process only); ``"never"`` stops with what differs
             from the caches present.
         batch_size: Items per batch read from the cache; ``None`` is the DataModule's ``batch_size``.
-        num_workers: DataLoader workers reading the cache. Our choice: 0 (reading a memory-mapped row costs less than a
-            worker's start-up per epoch); raise it for caches larger than memory on slow disks.
-        build_batch_size: Clips per encoder call when building; ``None`` is the DataModule's ``batch_size``.
+        num_workers: DataLoader workers reading the cache. Our choice: 0 (a batch is one read of memory-mapped rows,
+            cheaper than a worker's start-up per epoch); raise it for caches larger than memory on slow disks.
+        build_batch_size: Clips per encoder call when building; ``None`` is the DataModule's ``batch_size``. Rounded
+            down to whole videos (a multiple of the views per video, as evaluation batches), so that each video is
+            decoded once for all its views.
         build_workers: Decoding workers when building; ``None`` is the DataModule's ``num_workers``.
         store_source: Also store patch-to-token assignments, served as ``"sizes"``/``"source"`` (region heatmaps).
         dtype: Token storage: ``"float16"`` (our choice: half the disk; relative rounding 2^-11) or ``"float32"``.
@@ -323,6 +326,27 @@ class FeatureCache:
         if not 0 <= i < self.num_items:
             raise IndexError(f"item {i} outside the cache's {self.num_items} items")
         return divmod(i, int(self.index["rows_per_shard"]))
+
+    def rows(self, kind: str, items: np.ndarray) -> np.ndarray:
+        """Stored rows of ``items`` (``[n]`` item ids, any order), in that order, in the storage dtype.
+
+        Ascending consecutive items of one shard (evaluation's order) are one slice of the memory map, no copy;
+        others (a shuffled training batch) are gathered per shard with one indexing call each, never one read per
+        row.
+        """
+        items = np.asarray(items, dtype=np.int64)  # [n]
+        if items.size and (items.min() < 0 or items.max() >= self.num_items):
+            raise IndexError(f"items {items.min()}..{items.max()} outside the cache's {self.num_items} items")
+        shard, row = np.divmod(items, int(self.index["rows_per_shard"]))  # [n], [n]
+        first = int(shard[0]) if items.size else 0
+        if items.size and bool((shard == first).all()) and bool((np.diff(row) == 1).all()):
+            return self._array(kind, first)[int(row[0]) : int(row[-1]) + 1]  # a view of the memory map
+        sample = self._array(kind, first)
+        out = np.empty((items.size, *sample.shape[1:]), dtype=sample.dtype)
+        for k in np.unique(shard):
+            mine = shard == k
+            out[mine] = self._array(kind, int(k))[row[mine]]
+        return out
 
     def tokens(self, i: int) -> np.ndarray:
         """``[T, 1+R, C]`` stored tokens of item ``i`` (a read-only memory-mapped view)."""
@@ -648,6 +672,10 @@ def build_feature_cache(
 class CachedFeatureDataset(Dataset):
     """Items of a :class:`FeatureCache` in :class:`VideoDataset`'s format, ``"tokens"`` in place of ``"video"``.
 
+    A DataLoader reads a whole batch at once (:meth:`__getitems__`, :meth:`read_batch`; with :func:`collate_cached`
+    as its ``collate_fn`` the batch is used as read): one memory-map slice or one gather per shard and one float32
+    conversion per batch, instead of one read, one conversion and one Python item per row and a stack.
+
     Args:
         cache: The opened cache.
         train: Serve only items that decoded (training has no use for failed views; their videos are reported when
@@ -665,6 +693,7 @@ class CachedFeatureDataset(Dataset):
         self.split = cache.split
         self.return_source = return_source
         self.items = np.flatnonzero(cache.ok) if train else np.arange(cache.num_items)  # [N] item ids
+        self._labels = np.array([r.label for r in cache.records], dtype=np.int64)  # [videos]
         if len(self.items) == 0:
             raise FeatureCacheError(
                 f"Every item of {cache.directory} failed to decode; run `alt check-data` on the data configuration."
@@ -686,6 +715,33 @@ class CachedFeatureDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
+    def __getitems__(self, indices: Sequence[int]) -> CachedBatch:
+        """A batch of items read at once (what the DataLoader asks for): see :class:`CachedBatch`."""
+        return CachedBatch(self.read_batch(indices))
+
+    def read_batch(self, indices: Sequence[int]) -> dict[str, Any]:
+        """The collated batch of ``indices``: equal to ``default_collate([self[i] for i in indices])``, read at once.
+
+        Tokens are read with one slice (or one gather per shard) and converted to float32 once per batch; labels,
+        indices, views and ``ok`` come from arrays, not from one Python item each.
+        """
+        items = self.items[np.asarray([int(i) for i in indices], dtype=np.int64)]  # [B] item ids
+        rec, view = np.divmod(items, self.cache.num_views)  # [B], [B]
+        records = self.cache.records
+        batch: dict[str, Any] = {
+            "tokens": _float32(self.cache.rows("tokens", items)),  # [B, T, 1+R, C]
+            "label": torch.from_numpy(self._labels[rec]),  # [B] int64
+            "index": torch.from_numpy(rec),  # [B] int64
+            "view": torch.from_numpy(view),  # [B] int64
+            "ok": torch.from_numpy(self.cache.ok[items]),  # [B] bool
+            "video_id": [records[r].video_id for r in rec.tolist()],
+        }
+        if self.return_source:
+            batch["sizes"] = _float32(self.cache.rows("sizes", items))  # [B, T, 1+R]
+            assignment = torch.from_numpy(self.cache.rows("assignment", items).astype(np.int64))  # [B, T, 1+P]
+            batch["source"] = F.one_hot(assignment, self.cache.token_shape[1]).transpose(-1, -2).float()
+        return batch
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         i = int(self.items[index])
         rec_idx, view = divmod(i, self.cache.num_views)
@@ -702,3 +758,53 @@ class CachedFeatureDataset(Dataset):
             item["sizes"] = torch.from_numpy(np.array(self.cache.sizes(i), dtype=np.float32))  # [T, 1+R]
             item["source"] = self.cache.source(i)  # [T, 1+R, 1+P]
         return item
+
+
+class CachedBatch(Sequence):
+    """A batch read by :meth:`CachedFeatureDataset.__getitems__`: its items, and the collated batch already made.
+
+    :func:`collate_cached` (the DataModules' ``collate_fn`` for cached splits) returns :attr:`collated` as it is, so a
+    batch costs one read and one conversion instead of one per item and a stack. Any other collate function sees a
+    sequence of the usual item dicts (built on access, as views of the batch's tensors).
+
+    Args:
+        collated: The batch (:meth:`CachedFeatureDataset.read_batch`).
+    """
+
+    def __init__(self, collated: dict[str, Any]) -> None:
+        self.collated = collated
+
+    def __len__(self) -> int:
+        return len(self.collated["video_id"])
+
+    @overload
+    def __getitem__(self, j: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, j: slice) -> list[dict[str, Any]]: ...
+    def __getitem__(self, j: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(j, slice):
+            return [self[k] for k in range(*j.indices(len(self)))]
+        if not -len(self) <= j < len(self):
+            raise IndexError(j)
+        item: dict[str, Any] = {}
+        for key, value in self.collated.items():
+            if key in ("label", "index", "view", "ok"):
+                item[key] = value[j].item()  # plain Python numbers, as CachedFeatureDataset.__getitem__ gives them
+            else:
+                item[key] = value[j]
+        return item
+
+
+def collate_cached(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``collate_fn`` for cached splits: a :class:`CachedBatch` is already collated; anything else is collated."""
+    if isinstance(batch, CachedBatch):
+        return batch.collated
+    return default_collate(batch)
+
+
+def _float32(rows: np.ndarray) -> torch.Tensor:
+    """Stored rows as a new float32 tensor: one conversion (float16) or one copy (float32), never the map itself."""
+    with warnings.catch_warnings():
+        # A read-only memory map: torch warns that writing through a tensor on it is undefined; it is only read here.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(rows).to(torch.float32, copy=True)

@@ -36,6 +36,7 @@ from alt_lightning.data.feature_cache import (
     build_feature_cache,
     cache_path,
     cache_spec,
+    collate_cached,
     open_or_build,
 )
 from alt_lightning.data.manifests import Manifest, read_manifest, write_manifest
@@ -44,7 +45,12 @@ from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
 from alt_lightning.datamodules.class_subset import ClassSubset
 from alt_lightning.datamodules.few_shot import FewShot
-from alt_lightning.datamodules.samplers import DeferredDataLoader, ShardSampler, resume_skip_from
+from alt_lightning.datamodules.samplers import (
+    DeferredDataLoader,
+    ShardSampler,
+    resume_skip_from,
+    whole_video_batch_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +89,9 @@ class VideoDataModule(pl.LightningDataModule):
 
     Args:
         root: Dataset root folder; annotation paths are resolved against it.
-        batch_size: Clips per batch and per device.
+        batch_size: Clips per batch and per device. Evaluation batches hold whole videos: with ``V`` views per video
+            the batch size is rounded down to a multiple of ``V`` (kept when smaller than ``V``), so each video is
+            decoded once for all its views.
         num_workers: DataLoader worker processes per device.
         num_frames: Frames per clip ``T`` (ALT-B/16: 8; the zero-/few-shot protocols: 32 in the peers).
         sampling: ``"segment"`` (TSN, default) or ``"dense"``.
@@ -520,7 +528,8 @@ class VideoDataModule(pl.LightningDataModule):
                     encode,
                     spec,
                     device=device,
-                    batch_size=f.build_batch_size or self.cfg.batch_size,
+                    # Whole videos per encoder batch: each opened and decoded once for all its views.
+                    batch_size=whole_video_batch_size(f.build_batch_size or self.cfg.batch_size, dataset.num_views),
                     num_workers=f.build_workers if f.build_workers is not None else self.cfg.num_workers,
                     autocast=trainer.precision_plugin.forward_context,
                     store_source=f.store_source,
@@ -609,6 +618,9 @@ class VideoDataModule(pl.LightningDataModule):
         cached = isinstance(ds, CachedFeatureDataset)
         f = self.features
         batch_size = int((f.batch_size if cached and f is not None else None) or self.cfg.batch_size)
+        if not cached and split != "train":
+            # Whole videos per batch: each is opened and decoded once for all its views (VideoDataset.__getitems__).
+            batch_size = whole_video_batch_size(batch_size, ds.num_views)
         workers = f.num_workers if cached and f is not None else self.cfg.num_workers
         trainer = getattr(self, "trainer", None)
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
@@ -626,6 +638,8 @@ class VideoDataModule(pl.LightningDataModule):
             drop_last=False,
             worker_init_fn=worker_init if workers > 0 else None,
             persistent_workers=False,  # workers re-read the dataset's epoch at each epoch
+            # Cached batches are read and converted at once (CachedFeatureDataset.__getitems__), not item by item.
+            collate_fn=collate_cached if cached else None,
         )
 
     def train_dataloader(self) -> DataLoader:

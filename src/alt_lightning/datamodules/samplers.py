@@ -87,9 +87,11 @@ class ShardSampler(DistributedSampler):
     """Rank-aware sampler used for every split, with or without DDP.
 
     Training (``shuffle=True``): a permutation seeded by ``(seed, epoch)``, padded to equal length per rank as DDP
-    training needs. Evaluation (``shuffle=False``): rank ``r`` of ``W`` takes indices ``r, r+W, ...`` with **no
-    padding and no drop**, so every (video, view) item is scored exactly once across ranks; ranks may then run one
-    batch more or less, which evaluation tolerates because metrics are gathered once at epoch end.
+    training needs. Evaluation (``shuffle=False``): rank ``r`` of ``W`` takes videos ``r, r+W, ...``, each with all
+    its views in order (items ``v * V .. v * V + V - 1`` for a dataset whose ``num_views`` is ``V``; 1 item per
+    video for others), with **no padding and no drop**, so every (video, view) item is scored exactly once across
+    ranks and a video's views stay together for one-pass decoding; ranks may then run one batch more or less, which
+    evaluation tolerates because metrics are gathered once at epoch end.
 
     Being a ``DistributedSampler`` subclass, Lightning keeps it instead of injecting its own (which pads).
     ``set_epoch`` also forwards the epoch to the dataset, whose augmentation RNG depends on it, and training indices
@@ -126,13 +128,19 @@ class ShardSampler(DistributedSampler):
         if shuffle:
             self.num_samples = math.ceil(n / num_replicas)
         else:
-            self.num_samples = len(range(rank, n, num_replicas))
+            self.num_samples = len(self._evaluation_items(n))
         self.total_size = self.num_samples * num_replicas if shuffle else n
+
+    def _evaluation_items(self, n: int) -> list[int]:
+        """This rank's evaluation items: whole videos ``rank, rank + W, ...``, each video's views in order."""
+        views = max(1, int(getattr(self.dataset, "num_views", 1)))
+        videos = range(self.rank, math.ceil(n / views), self.num_replicas)
+        return [i for v in videos for i in range(v * views, min(n, (v + 1) * views))]
 
     def __iter__(self) -> Iterator[int]:
         n = len(self.dataset)  # type: ignore[arg-type]
         if not self.shuffle:
-            return iter(range(self.rank, n, self.num_replicas))
+            return iter(self._evaluation_items(n))
         epoch = int(self.epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(n).tolist()
         # Pad by wrapping (training only); repeat whole permutations when there are fewer items than ranks.
@@ -171,3 +179,15 @@ def resume_skip_from(trainer: Any, batch_size: int) -> Callable[[], int]:
         return int(loop.batch_progress.current.ready) * batch_size
 
     return skip
+
+
+def whole_video_batch_size(batch_size: int, num_views: int) -> int:
+    """Evaluation batch size that holds whole videos: ``batch_size`` rounded down to a multiple of ``num_views``.
+
+    Every video of a batch is then decoded once for all its views (one open, one pass). With ``batch_size`` below
+    ``num_views`` it is kept: a video's views then span batches, each batch decoding its share in one pass (rounding
+    up would exceed the memory the batch size was chosen for).
+    """
+    if num_views <= 1 or batch_size < num_views:
+        return batch_size
+    return batch_size - batch_size % num_views

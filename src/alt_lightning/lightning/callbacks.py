@@ -387,7 +387,7 @@ class AlignmentHeatmapLogger(Callback):
 
     Args:
         every_n_epochs: Interval in validation epochs (our choice: 5).
-        num_videos: Clips drawn.
+        num_videos: Videos drawn, one clip each (the first of its views in the first validation batch).
         num_frames: Frames drawn per clip, evenly spaced (our choice 8: every frame of an 8-frame clip).
     """
 
@@ -427,11 +427,29 @@ class AlignmentHeatmapLogger(Callback):
         # Cached-feature batches carry no frames to draw on: nothing to log for them.
         due = batch_idx == 0 and dataloader_idx == 0 and self._due(trainer) and trainer.is_global_zero
         if due and "video" in batch:
-            self._video = batch["video"][: self.num_videos].detach().cpu()
-            n = len(self._video)
-            self._video_ids = [str(v) for v in batch.get("video_id", [f"video_{i}" for i in range(n)])][:n]
+            rows = self._first_views(batch)
+            self._video = batch["video"][rows].detach().cpu()  # [n, T, 3, S, S]
+            ids = batch.get("video_id")
+            self._video_ids = [str(ids[r]) for r in rows] if ids is not None else [f"video_{i}" for i in rows]
             labels = batch.get("label")
-            self._labels = labels[:n].tolist() if labels is not None else [-1] * n
+            self._labels = [int(labels[r]) for r in rows] if labels is not None else [-1] * len(rows)
+
+    def _first_views(self, batch: dict[str, Any]) -> list[int]:
+        """Rows of the first ``num_videos`` distinct videos of ``batch``, each its first clip in the batch.
+
+        Evaluation batches hold every view of each video (one decoding pass per video), so the first rows are views
+        of one video: drawing them would show the same video twice. Batches without ``index`` are taken as they come.
+        """
+        n = len(batch["video"])
+        index = batch.get("index")
+        if index is None:
+            return list(range(min(self.num_videos, n)))
+        rows: dict[int, int] = {}  # video -> its first row
+        for row, video in enumerate(index.tolist() if isinstance(index, torch.Tensor) else list(index)):
+            rows.setdefault(int(video), row)
+            if len(rows) == self.num_videos:
+                break
+        return list(rows.values())
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:  # noqa: D102
         if trainer.sanity_checking:
