@@ -67,8 +67,10 @@ def main() -> None:
             step(phases)
         with torch.no_grad():
             tok, _, _ = model.encode_frames(video)
-        print(f"r={r}: tokens {tuple(tok.shape)} {tok.dtype}; ms per step: "
-              + ", ".join(f"{k} {1000 * v / 10:.1f}" for k, v in phases.items()))
+        print(
+            f"r={r}: tokens {tuple(tok.shape)} {tok.dtype}; ms per step: "
+            + ", ".join(f"{k} {1000 * v / 10:.1f}" for k, v in phases.items())
+        )
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
         with profile(activities=acts) as prof:
             step()

@@ -799,7 +799,7 @@ def collate_cached(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``collate_fn`` for cached splits: a :class:`CachedBatch` is already collated; anything else is collated."""
     if isinstance(batch, CachedBatch):
         return batch.collated
-    return default_collate(batch)
+    return default_collate(list(batch))
 
 
 def _float32(rows: np.ndarray) -> torch.Tensor:
