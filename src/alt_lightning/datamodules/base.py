@@ -45,6 +45,7 @@ from alt_lightning.data.transforms import ClipTransform
 from alt_lightning.datamodules.class_subset import ClassSubset
 from alt_lightning.datamodules.few_shot import FewShot
 from alt_lightning.datamodules.samplers import DeferredDataLoader, ShardSampler, resume_skip_from
+from alt_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,12 @@ class VideoDataModule(pl.LightningDataModule):
                 option = getattr(self, key)
                 self.hparams[key] = None if option is None else asdict(option)
         self.root = Path(root).expanduser()
+        if not self.root.is_dir():
+            what = "is not a folder" if self.root.exists() else "does not exist"
+            raise UserError(
+                f"data root {root} {what} (resolved: {self.root.resolve()})",
+                "set data.init_args.root (or --data.init_args.root PATH) to the dataset folder.",
+            )
         self.datasets: dict[str, VideoDataset] = {}
         self.missing: dict[str, list[VideoRecord]] = {}
         self.caches: dict[str, FeatureCache] = {}

@@ -25,11 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentParser
-from lightning.pytorch.cli import LightningCLI
+from jsonargparse import ArgumentParser, DefaultHelpFormatter
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.errors import PlainHelpMixin, normalize_options
 from alt_lightning.lightning.checkpoints import (
     LINKED_MODEL_ARGS,
     RUN_SUBCOMMANDS,
@@ -38,6 +39,7 @@ from alt_lightning.lightning.checkpoints import (
     read_checkpoint,
     read_checkpoint_argument,
 )
+from alt_lightning.lightning.config_errors import check_config_files, parse_error
 from alt_lightning.lightning.module import VIDEO_COUNTS, ALTModule, expect_checkpoint
 from alt_lightning.lightning.presets import resolve_config_args
 from alt_lightning.lightning.resume import continue_csv_log, resolve_resume, same_path
@@ -90,6 +92,10 @@ def trainer_defaults(save_dir: str = "runs", name: str = "alt") -> dict[str, Any
     }
 
 
+class HelpFormatter(PlainHelpMixin, DefaultHelpFormatter):
+    """jsonargparse's help formatter, with descriptions and option help free of reST markup (ours and Lightning's)."""
+
+
 class ALTCLI(LightningCLI):
     """LightningCLI with ALT's links, defaults and checkpoint-restored settings.
 
@@ -101,6 +107,12 @@ class ALTCLI(LightningCLI):
 
     leading_args: tuple[str, ...] = ()
     checkpoint: SavedRun | None = None
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser, whose refusals :meth:`parse_arguments` turns into one line, with reST-free help."""
+        kwargs.setdefault("exit_on_error", False)
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Class names and the frame count flow from the DataModule to the model, so configs never repeat them."""
@@ -124,13 +136,18 @@ class ALTCLI(LightningCLI):
         if isinstance(args, dict) or (args is not None and not isinstance(args, (list, tuple))):
             self.config = parser.parse_object(args)
             return
-        argv = resolve_config_args(list(sys.argv[1:] if args is None else args))
+        argv = resolve_config_args(normalize_options(list(sys.argv[1:] if args is None else args)))
+        check_config_files(argv)
         start = 1
         if self.leading_args and argv and argv[0] in RUN_SUBCOMMANDS:
             argv = [argv[0], *self.leading_args, *argv[1:]]
             start += len(self.leading_args)
         self.checkpoint = read_checkpoint_argument([argv[0], *argv[start:]]) if argv else None
-        self.config = parser.parse_args(checkpoint_arguments(argv, self.checkpoint, insert_at=start))
+        try:
+            self.config = parser.parse_args(checkpoint_arguments(argv, self.checkpoint, insert_at=start))
+        except argparse.ArgumentError as err:
+            sub = argv[0] if argv and argv[0] in RUN_SUBCOMMANDS else "fit"
+            raise parse_error(str(err), argv, sub, _option_keys(parser, sub)) from err
 
     def _parse_ckpt_path(self) -> None:
         """Done in :meth:`parse_arguments` instead.
@@ -254,6 +271,13 @@ class ALTCLI(LightningCLI):
         if corpus:
             line += f"  corpus: {corpus.get('name')} {corpus.get('version')} ({str(corpus.get('hash'))[:12]})"
         self.trainer.print(line)
+
+
+def _option_keys(parser: Any, subcommand: str) -> list[str]:
+    """The keys (``trainer.max_epochs``, ``model``, ...) of a subcommand's parser, for suggestions."""
+    action = getattr(parser, "_subcommands_action", None)
+    sub = action.choices.get(subcommand) if action is not None else None
+    return [a.dest for a in getattr(sub or parser, "_actions", []) if a.dest and a.dest != "help"]
 
 
 def check_weights_source(subcommand: str, cfg: Any) -> None:

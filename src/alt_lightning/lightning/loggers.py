@@ -14,6 +14,8 @@ from typing import Any
 from lightning.pytorch.loggers import MLFlowLogger as _LightningMLFlowLogger
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
+from alt_lightning.errors import MissingExtraError
+
 
 def require_extra(module: str, extra: str, what: str) -> None:
     """Stop in one line when an optional package is not installed.
@@ -24,12 +26,13 @@ def require_extra(module: str, extra: str, what: str) -> None:
         what: What needs it, for the message.
 
     Raises:
-        ModuleNotFoundError: Naming the package, the extra and the config piece to leave out instead.
+        MissingExtraError: (a ``ModuleNotFoundError``) naming the package, the extra and the config piece to leave
+            out instead; the ``alt`` command prints it as one line and a hint.
     """
     if importlib.util.find_spec(module) is None:
-        raise ModuleNotFoundError(
-            f"{what} needs the '{module}' package, which is not installed: pip install 'alt-lightning[{extra}]' "
-            f"(or leave configs/trainer/{extra}.yaml out of the command).",
+        raise MissingExtraError(
+            f"{what} needs the '{module}' package, which is not installed",
+            f"pip install 'alt-lightning[{extra}]' (or leave configs/trainer/{extra}.yaml out of the command).",
             name=module,
         )
 

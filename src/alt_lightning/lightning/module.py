@@ -25,6 +25,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 import alt_lightning
+from alt_lightning.errors import UserError
 from alt_lightning.lightning.metrics import aggregate_views, count_videos, gather_variable, video_metrics
 from alt_lightning.model.adapter import AdapterConfig
 from alt_lightning.model.alignment import AlignmentConfig
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 VIDEO_COUNTS = ("listed", "evaluated", "failed", "missing", "not_run")
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(UserError, RuntimeError):
     """A checkpoint does not fit the model built to load it (other backbone, other class, other settings)."""
 
 
@@ -236,7 +237,9 @@ class ALTModule(pl.LightningModule, ALTParts):
         Raises:
             RuntimeError: If the checkpoint's backbone differs, or its weights do not fit this model.
         """
-        checkpoint = torch.load(path, weights_only=True, map_location="cpu")
+        from alt_lightning.lightning.checkpoints import load_checkpoint_file
+
+        checkpoint = load_checkpoint_file(path)
         try:
             self.on_load_checkpoint(checkpoint)  # checks backbone and keys, fills in frozen weights, warns on corpus
         except CheckpointMismatchError as err:
