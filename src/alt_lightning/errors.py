@@ -130,3 +130,7 @@ class PlainHelpMixin:
 
     def _expand_help(self, action: argparse.Action) -> str:
         return plain_text(super()._expand_help(action))  # type: ignore[misc]
+
+    def start_section(self, heading: str | None) -> None:
+        """Section titles (argument groups named by docstrings) without reST markup too."""
+        super().start_section(plain_text(heading) if heading else heading)  # type: ignore[misc]

@@ -19,7 +19,8 @@ def run(argv: list[str]) -> int:
     try:
         run_cli(argv)
     except CheckpointMismatchError as err:
-        raise SystemExit(f"alt {argv[0]}: {err}") from None
+        hint = f"\nhint: {err.hint}" if err.hint else ""
+        raise SystemExit(f"error: alt {argv[0]}: {err}{hint}") from None
     finally:
         _close_process_group()
     return 0

@@ -40,6 +40,7 @@ from alt_lightning.lightning.checkpoints import (
     read_checkpoint_argument,
 )
 from alt_lightning.lightning.config_errors import check_config_files, parse_error
+from alt_lightning.lightning.loggers import check_logger_extras
 from alt_lightning.lightning.module import VIDEO_COUNTS, ALTModule, expect_checkpoint
 from alt_lightning.lightning.presets import resolve_config_args
 from alt_lightning.lightning.resume import continue_csv_log, resolve_resume, same_path
@@ -96,6 +97,15 @@ class HelpFormatter(PlainHelpMixin, DefaultHelpFormatter):
     """jsonargparse's help formatter, with descriptions and option help free of reST markup (ours and Lightning's)."""
 
 
+class ALTArgumentParser(LightningArgumentParser):
+    """Lightning's parser with :class:`HelpFormatter` by default (the ``--model.help X`` parsers are made of it too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("prog", "alt")
+        super().__init__(*args, **kwargs)
+
+
 class ALTCLI(LightningCLI):
     """LightningCLI with ALT's links, defaults and checkpoint-restored settings.
 
@@ -111,7 +121,7 @@ class ALTCLI(LightningCLI):
     def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
         """Lightning's parser, whose refusals :meth:`parse_arguments` turns into one line, with reST-free help."""
         kwargs.setdefault("exit_on_error", False)
-        kwargs.setdefault("formatter_class", HelpFormatter)
+        self.parser_class = ALTArgumentParser if self.parser_class is LightningArgumentParser else self.parser_class
         return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -172,6 +182,11 @@ class ALTCLI(LightningCLI):
         if self.subcommand and cfg is not None:
             check_weights_source(self.subcommand, cfg)
         trainer = cfg.get("trainer") if cfg is not None else None
+        loggers = trainer.get("logger") if trainer is not None else None
+        if isinstance(loggers, list) or hasattr(loggers, "class_path"):
+            check_logger_extras(
+                [getattr(lg, "class_path", "") for lg in (loggers if isinstance(loggers, list) else [loggers])]
+            )
         self.resume = resolve_resume(cfg, self.saved_run) if self.subcommand == "fit" and cfg is not None else None
         if trainer is None or not trainer.get("callbacks"):
             return

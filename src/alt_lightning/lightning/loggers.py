@@ -37,6 +37,25 @@ def require_extra(module: str, extra: str, what: str) -> None:
         )
 
 
+#: Logger class name -> (package, extra, what needs it): the optional trackers.
+OPTIONAL_LOGGERS = {
+    "WandbLogger": ("wandb", "wandb", "The Weights & Biases logger (trainer.logger: WandbLogger)"),
+    "MLFlowLogger": ("mlflow", "mlflow", "The MLflow logger (trainer.logger: MLFlowLogger)"),
+}
+
+
+def check_logger_extras(class_paths: list[str]) -> None:
+    """Before anything is built: every optional logger named (ours or Lightning's) has its package installed.
+
+    Raises:
+        MissingExtraError: For the first one that has not (config parsers would bury it in a longer message).
+    """
+    for class_path in class_paths:
+        found = OPTIONAL_LOGGERS.get(str(class_path).rsplit(".", 1)[-1])
+        if found is not None:
+            require_extra(*found)
+
+
 class WandbLogger(_LightningWandbLogger):
     """Lightning's ``WandbLogger`` (same arguments); without ``wandb``, one line naming the ``[wandb]`` extra.
 
@@ -46,7 +65,7 @@ class WandbLogger(_LightningWandbLogger):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        require_extra("wandb", "wandb", "The Weights & Biases logger (trainer.logger: WandbLogger)")
+        require_extra(*OPTIONAL_LOGGERS["WandbLogger"])
         super().__init__(**kwargs)
 
 
@@ -59,5 +78,5 @@ class MLFlowLogger(_LightningMLFlowLogger):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        require_extra("mlflow", "mlflow", "The MLflow logger (trainer.logger: MLFlowLogger)")
+        require_extra(*OPTIONAL_LOGGERS["MLFlowLogger"])
         super().__init__(**kwargs)
