@@ -248,3 +248,30 @@ def test_version(capsys) -> None:
     version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"alt-lightning {version}\n"
+
+
+# ------------------------------------------------------------------------------------ model piece vs checkpoint
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"mlp_ratio": 2.0}, "adapter.mlp_ratio: checkpoint 4.0, this model 2.0"),
+        ({"layers": 2}, "adapter.layers: checkpoint 1, this model 2"),
+    ],
+)
+def test_model_settings_that_do_not_fit_a_checkpoint_are_named(
+    module_kwargs: dict, tmp_path: Path, change: dict, named: str
+) -> None:
+    from alt_lightning.lightning.module import ALTModule, CheckpointMismatchError
+
+    trained = ALTModule(class_names=["a", "b"], **module_kwargs)
+    ckpt = {"state_dict": trained.state_dict(), "hyper_parameters": dict(trained.hparams)}
+    trained.on_save_checkpoint(ckpt)
+    path = tmp_path / "trained.ckpt"
+    torch.save(ckpt, path)
+    other = {**module_kwargs, "adapter": {**module_kwargs["adapter"], **change}}
+    with pytest.raises(CheckpointMismatchError) as err:
+        ALTModule(class_names=["a", "b"], init_weights=str(path), **other)
+    assert str(err.value) == f"init_weights={path}: the model settings differ from the checkpoint's: {named}"
+    assert "size mismatch" not in str(err.value) and "shape" not in str(err.value)

@@ -653,12 +653,23 @@ def weight_setting_differences(saved: dict[str, Any], current: dict[str, Any]) -
             return out
         return {prefix: value}
 
+    configs = {"encoder": EncoderConfig, "alignment": AlignmentConfig, "adapter": AdapterConfig}
+
+    def full(key: str, value: Any) -> Any:  # a partial dict or None as its dataclass with the defaults filled in
+        cls = configs.get(key)
+        if cls is None or is_dataclass(value):
+            return value
+        try:
+            return cls(**dict(value or {}))
+        except (TypeError, ValueError):
+            return value
+
     a: dict[str, Any] = {}
     b: dict[str, Any] = {}
     for key in WEIGHT_SETTINGS:
         if key in saved and key in current:
-            a.update(flat(saved[key], key))
-            b.update(flat(current[key], key))
+            a.update(flat(full(key, saved[key]), key))
+            b.update(flat(full(key, current[key]), key))
     skip = {
         "adapter.max_frames",
         "adapter.dropout",
