@@ -19,7 +19,8 @@ Layers, from the top (issue 12's design), each allowed to import itself and the 
     text         -> data                  (never model/)
     data         -> (nothing of ours)
 
-and the package root (``alt_lightning/__init__.py``, the version) may be imported by every layer and imports nothing.
+and the package root (``alt_lightning/__init__.py``, the version) and ``alt_lightning/errors.py`` (``UserError``, the
+user's mistakes, raised in every layer) may be imported by every layer and import nothing of ours.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ LAYERS: dict[str, frozenset[str]] = {
 }
 #: The package root: importable by every layer, imports nothing of ours.
 ROOT_LAYER = "root"
-LAYER_OF_TOP_MODULE = {"__main__": "cli"}
+LAYER_OF_TOP_MODULE = {"__main__": "cli", "errors": ROOT_LAYER}
 
 # Known violations: none left (issue 12 removed them). A new one fails `test_only_the_known_violations_remain` and the
 # two strict tests below; list one here only with the issue that removes it.

@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NoReturn
 
 from rich.console import Console
+
+from alt_lightning.errors import PlainHelpMixin, normalize_options
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,10 @@ COMMANDS: dict[str, Command] = {
         "alt_lightning.commands.prepare:main",
         "re-encode a dataset tree for fast decoding (short side 256, keyframe every 12 frames), same relative paths",
     ),
+    "list": Command(
+        "alt_lightning.commands.listing:main",
+        "what ships with the package: backbones, entity corpora, class lists and config presets",
+    ),
 }
 
 
@@ -85,6 +92,8 @@ def print_commands() -> None:
     for name, command in COMMANDS.items():
         print(f"  {name:<13} {command.help}")
     print("\n--config takes a file or a shipped preset name: demo, model/alt_b16, data/k400, experiments/..., ...")
+    print("options take - or _ alike (--png-dir = --png_dir); --debug (or ALT_DEBUG=1): tracebacks of errors;")
+    print("--version: the version; alt list: the shipped backbones, corpora, class lists and presets.")
 
 
 def dispatch(argv: list[str]) -> int:
@@ -98,8 +107,45 @@ def dispatch(argv: list[str]) -> int:
         from alt_lightning.commands.trainer import run
 
         return run(argv)
-    print(f"alt: unknown subcommand {argv[0]!r}; `alt --help` lists them.", file=sys.stderr)
+    from alt_lightning.errors import did_you_mean
+
+    guess = did_you_mean(argv[0], COMMANDS, n=1)
+    print(f"error: unknown subcommand {argv[0]!r}; {guess or 'alt --help lists them.'}", file=sys.stderr)
     return 2
+
+
+class HelpFormatter(PlainHelpMixin, argparse.HelpFormatter):
+    """argparse's formatter with :class:`PlainHelpMixin`."""
+
+
+class RawHelpFormatter(PlainHelpMixin, argparse.RawTextHelpFormatter):
+    """argparse's raw-text formatter (line breaks kept) with :class:`PlainHelpMixin`."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of ALT's own subcommands: ``-`` and ``_`` alike in option names, help without reST markup.
+
+    Subparsers (``alt corpus stats``) are of this class too.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        if kwargs.get("formatter_class") in (None, argparse.HelpFormatter):
+            kwargs["formatter_class"] = HelpFormatter
+        elif kwargs.get("formatter_class") is argparse.RawTextHelpFormatter:
+            kwargs["formatter_class"] = RawHelpFormatter
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        """A usage error in one line and a hint (argparse prints the whole usage first), exit status 2."""
+        print(f"error: {self.prog}: {message}\nhint: `{self.prog} --help` lists the options.", file=sys.stderr)
+        sys.exit(2)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's, with option names spelt as this parser spells them (:func:`normalize_options`)."""
+        argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(normalize_options(argv, set(self._option_string_actions)), namespace)
 
 
 def parse_or_exit_code(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:

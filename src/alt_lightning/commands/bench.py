@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
+from alt_lightning.commands import ArgumentParser
 from alt_lightning.model.alt import ALT
 from alt_lightning.model.backbone import ClipModel, load_clip
 from alt_lightning.model.build import build_alt, load_backbone
@@ -495,9 +496,9 @@ def print_report(res: dict[str, Any], console: Console | None = None) -> None:
         console.print(sub)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``alt bench``."""
-    p = argparse.ArgumentParser(prog="alt bench", description=__doc__.splitlines()[0])
+def build_parser() -> ArgumentParser:
+    """Arguments of ``alt bench``."""
+    p = ArgumentParser(prog="alt bench", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=list(PRESETS), help="the model (default: the preset of --model_name)")
     p.add_argument("--model_name", help="open_clip backbone, e.g. ViT-B-16 (default: the preset's, else alt-tiny)")
     p.add_argument("--frames", type=int, help="frames per clip (default: the preset's)")
@@ -505,13 +506,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=4, help="clips per inference step")
     p.add_argument("--train_batch", type=int, default=None, help="clips per training step (default: --batch)")
     p.add_argument("--views", type=int, default=3, help="test views per video (videos/s = clips/s / views)")
-    p.add_argument("--corpus_size", type=int, default=2000)
-    p.add_argument("--num_classes", type=int, default=400)
+    p.add_argument("--corpus_size", type=int, default=2000, help="entities K in the alignment (default 2000)")
+    p.add_argument("--num_classes", type=int, default=400, help="classes (default 400)")
     p.add_argument("--adapter_layers", type=int, help="adapter decoder layers (default: the preset's)")
     p.add_argument(
         "--precision", choices=("auto", "bf16", "fp32"), default="auto", help="auto: bf16 on GPU, fp32 on CPU"
     )
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1")
     p.add_argument("--attention", choices=ATTENTION_FORMS, default="mask", help="proportional attention form")
     p.add_argument("--compile", choices=COMPILE_MODES, default="none", help="how the region encoder runs")
     p.add_argument(
@@ -531,9 +532,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frozen_cast", action="store_true", help="store the frozen tower in bf16 (cast_frozen_bf16)")
     p.add_argument("--baseline", action="store_true", help="also time the bare visual tower and its full fine-tuning")
     p.add_argument("--no_train", action="store_true", help="time inference only (no training step, no fine-tuning)")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, default=10, help="timed steps per measurement (default 10)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before them (default 3)")
     p.add_argument("--json", type=Path, help="also write the figures here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``alt bench``."""
+    p = build_parser()
     args = p.parse_args(argv)
     args.variants = args.variants or [f"{args.attention}:{args.compile}"]
     for text in args.variants:

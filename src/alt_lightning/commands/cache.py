@@ -25,14 +25,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from alt_lightning.commands import ArgumentParser
+
 SPLIT_CHOICES = ("train", "val", "test")
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Arguments of ``alt cache`` (the others go on to the LightningCLI parser)."""
     description = __doc__.split("\n\n")[0].split(": ", 1)[1]
     # No abbreviations: every unknown argument goes on to the LightningCLI parser (--data.*, --trainer.*).
-    p = argparse.ArgumentParser(prog="alt cache", description=description, allow_abbrev=False)
-    p.add_argument("action", choices=("build", "info", "clear"))
+    p = ArgumentParser(prog="alt cache", description=description, allow_abbrev=False)
+    p.add_argument(
+        "action", choices=("build", "info", "clear"), help="build the caches, list them (info) or remove them (clear)"
+    )
     p.add_argument("--splits", nargs="+", choices=SPLIT_CHOICES, default=None, help="default: data.features.splits")
     p.add_argument("--feature_dir", "--feature-dir", default=None, help="cache folder (overrides the config's)")
     p.add_argument("--dir", default=None, help="info/clear: a cache folder, without a config")
@@ -105,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from alt_lightning.data.feature_cache import list_caches
 
-    args, rest = _parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    args, rest = build_parser().parse_known_args(list(sys.argv[1:] if argv is None else argv))
     console = Console()
     if args.dir is not None:
         if args.action == "build":

@@ -150,19 +150,25 @@ def _clean_list_path(pattern: str, split: str, several: bool) -> Path:
     return p.with_name(f"{p.stem}.{split}{p.suffix}") if several else p
 
 
-def print_help(prog: str, description: str, add_arguments: Callable[[Any], None]) -> None:
-    """The help of a command that reads data configs: ``--config``, the DataModule's options and its own."""
+def help_parser(prog: str, description: str, add_arguments: Callable[[Any], None]) -> Any:
+    """The parser whose help a command that reads data configs prints: ``--config``, the DataModule's and its own."""
     from jsonargparse import ArgumentParser
 
     from alt_lightning.datamodules.base import VideoDataModule
+    from alt_lightning.lightning.cli import HelpFormatter
 
-    parser = ArgumentParser(prog=prog, description=description)
+    parser = ArgumentParser(prog=prog, description=description, formatter_class=HelpFormatter)
     parser.add_argument(
         "--config", type=str | None, default=None, help="alt fit config files or preset names (as alt fit, repeatable)"
     )
     parser.add_subclass_arguments(VideoDataModule, "data", required=False)
     add_arguments(parser)
-    parser.print_help()
+    return parser
+
+
+def print_help(prog: str, description: str, add_arguments: Callable[[Any], None]) -> None:
+    """The help of a command that reads data configs (:func:`help_parser`)."""
+    help_parser(prog, description, add_arguments).print_help()
 
 
 def parse_with_data(
@@ -209,7 +215,7 @@ def parse_with_data(
 
 def _arguments(parser: Any) -> None:
     """The options of ``alt check-data`` (besides the configs)."""
-    parser.add_argument("--splits", type=str, default=["train", "val", "test"], nargs="+")
+    parser.add_argument("--splits", type=str, default=["train", "val", "test"], nargs="+", help="splits to check")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (0: this one)")
     parser.add_argument("--report", type=str, default="check_data.csv", help="report CSV to write")
     parser.add_argument(
@@ -223,6 +229,11 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--strict", type=bool, default=False, help="count usable but damaged files as bad")
     parser.add_argument("--timeout_s", type=float, default=60.0, help="time limit per video")
     parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
+
+
+def build_parser() -> Any:
+    """The parser of ``alt check-data --help`` (the run parses with ``alt fit``'s parser and these options)."""
+    return help_parser("alt check-data", __doc__.split("\n\n")[0], _arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from alt_lightning.commands import parse_or_exit_code, report_console
+from alt_lightning.commands import ArgumentParser, parse_or_exit_code, report_console
 from alt_lightning.text import corpus as corpus_lib
 from alt_lightning.text import corpus_authoring as authoring
 
@@ -200,10 +200,10 @@ def _cmd_embed(args: argparse.Namespace, console: Console) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``alt corpus`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="alt corpus", description="Inspect, validate, build, extend and embed the ALT entity corpus."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do with a corpus")
 
     def add(name: str, func: Callable[[argparse.Namespace, Console], int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
@@ -224,9 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"answer files, in priority order (default: {DEFAULT_ANSWERS_DIR}/*.jsonl, {BASE_ANSWERS} first)",
     )
     p.add_argument("--output", help="corpus file to write (default: the package's shipped corpus)")
-    p.add_argument("--name", default=corpus_lib.DEFAULT_CORPUS)
-    p.add_argument("--version", default=authoring.DEFAULT_VERSION)
-    p.add_argument("--description", default=authoring.DEFAULT_DESCRIPTION)
+    p.add_argument("--name", default=corpus_lib.DEFAULT_CORPUS, help="the corpus name written in its header")
+    p.add_argument("--version", default=authoring.DEFAULT_VERSION, help="the corpus version written in its header")
+    p.add_argument("--description", default=authoring.DEFAULT_DESCRIPTION, help="the description in its header")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output would change")
 
     p = add("merge", _cmd_merge, "Extend a corpus with answers for a new dataset.")

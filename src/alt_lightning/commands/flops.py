@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from alt_lightning.commands import parse_or_exit_code, report_console
+from alt_lightning.commands import ArgumentParser, parse_or_exit_code, report_console
 from alt_lightning.model.config import PRESETS, ALTConfig
 from alt_lightning.model.flops import COMPONENTS, FlopReport, analytic_flops, measure_flops, parse_views
 
@@ -41,7 +41,7 @@ DEFAULT_VIEWS = (3, 1)
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``alt flops`` (defaults ``None``: taken from ``--preset`` or ``--config``)."""
-    p = argparse.ArgumentParser(prog="alt flops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p = ArgumentParser(prog="alt flops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", choices=list(PRESETS), help="a named model (default alt-b16-8f)")
     src.add_argument(

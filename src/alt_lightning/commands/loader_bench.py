@@ -238,7 +238,7 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--workers", type=int, default=[0, 1, 2], nargs="+", help="DataLoader worker counts")
     parser.add_argument("--modes", type=str, default=["train", "eval"], nargs="+", help="train and/or eval")
     parser.add_argument("--batches", type=int, default=8, help="batches timed per configuration")
-    parser.add_argument("--batch_size", type=int, default=8)
+    parser.add_argument("--batch_size", type=int, default=8, help="clips per batch (videos/synthetic)")
     parser.add_argument("--num_frames", type=int, default=8, help="frames per clip (videos/synthetic)")
     parser.add_argument("--image_size", type=int, default=224, help="output side (videos/synthetic)")
     parser.add_argument("--decode_threads", type=int | None, default=None, help="default: 1 in workers, else 0")
@@ -250,6 +250,13 @@ def _arguments(parser: Any) -> None:
     parser.add_argument("--prepare", type=bool, default=False, help="also time an `alt prepare`d copy of the videos")
     parser.add_argument("--prepare_short_side", type=int, default=256, help="short side of the prepared copy")
     parser.add_argument("--prepare_gop", type=int, default=12, help="keyframe interval of the prepared copy")
+
+
+def build_parser() -> Any:
+    """The parser of ``alt loader-bench --help`` (the run parses with ``alt fit``'s parser and these options)."""
+    from alt_lightning.commands.check_data import help_parser
+
+    return help_parser("alt loader-bench", __doc__.split("\n\n")[0], _arguments)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,12 +2,13 @@
 
 ::
 
-    alt predict clip.mp4 --labels "riding a bike,playing guitar,cooking" [--ckpt runs/alt/latest/checkpoints/best.ckpt]
-    alt predict a.mp4 b.mp4 --labels kinetics400 --ckpt k400.ckpt --topk 5 --png-dir explain/
+    alt predict clip.mp4 --labels "riding a bike,playing guitar" [--ckpt_path runs/alt/latest/checkpoints/best.ckpt]
+    alt predict a.mp4 b.mp4 --labels kinetics400 --ckpt_path k400.ckpt --topk 5 --png-dir explain/
     alt predict clip.mp4 --labels my_labels.txt --config configs/model/alt_b16.yaml      # zero-shot, no weights
 
-Without ``--ckpt`` the prediction is zero-shot from the backbone alone: the adapter's residual weight is set to 0,
-so the video vector is CLIP's mean frame embedding; the alignment (a frozen, parameter-free head) still explains it.
+Without ``--ckpt_path`` (``--ckpt``, its older spelling) the prediction is zero-shot from the backbone alone: the
+adapter's residual weight is set to 0, so the video vector is CLIP's mean frame embedding; the alignment (a frozen,
+parameter-free head) still explains it.
 
 Explanations come from the alignment (:mod:`alt_lightning.explain`, shared with the heatmap callback): every region of
 every sampled frame was matched to one corpus entity with some confidence. For each entity the table reports how much
@@ -37,6 +38,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from alt_lightning.commands import ArgumentParser
 from alt_lightning.data.dataset import DECODE_ERRORS, SamplingConfig, VideoDataset, error_reason
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.data.transforms import ClipTransform
@@ -170,7 +172,7 @@ def build_model(args: argparse.Namespace, labels: list[str] | None) -> tuple[Any
         if not labels:
             raise ValueError(f"{args.ckpt} stores no class names: pass --labels.")
     elif not labels:
-        raise ValueError("--labels is required without --ckpt.")
+        raise ValueError("--labels is required without --ckpt_path.")
     configs = [a for c in args.config or [] for a in ("--config", str(c))]
     cfg = parse_config(["predict", *configs, *([f"--ckpt_path={args.ckpt}"] if args.ckpt else [])])
     cls = _import(cfg.model.class_path)
@@ -321,29 +323,39 @@ def prediction_table(pred: VideoPrediction, show_evidence: int = 6) -> Table:
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``alt predict VIDEO...``."""
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="alt predict",
         description="Top-k classes of video files and the entities (from the region alignment) that explain them. "
-        "Without --ckpt: zero-shot from the backbone alone.",
+        "Without --ckpt_path: zero-shot from the backbone alone.",
         epilog="exit status: 0 when every video was classified; 1 when some could not be read (each named on one "
-        "line, the others' tables, JSON and images are still written); 2 on a usage error.",
+        "line, the others' tables, JSON and images are still written); 2 on a usage error. Without VIDEO, alt predict "
+        "is LightningCLI's predict over a DataModule (alt predict --config CONFIG --ckpt_path X.ckpt); "
+        "`alt predict --config CONFIG --help` lists its options.",
     )
-    p.add_argument("videos", nargs="*", help="video files")
-    p.add_argument("--videos", dest="more_videos", nargs="+", default=[], help="video files (alternative form)")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files")
+    p.add_argument(
+        "--videos", dest="more_videos", nargs="+", default=[], metavar="VIDEO", help="video files (alternative form)"
+    )
     p.add_argument("--labels", help="class names: a file (one per line or id,name CSV), a shipped list, or a,b,c")
     p.add_argument(
-        "--ckpt",
+        "--ckpt_path",
+        dest="ckpt",
+        metavar="CKPT",
         help="a checkpoint of `alt fit` or a folder of `alt export` (default: none, zero-shot from the backbone)",
     )
+    p.add_argument("--ckpt", dest="ckpt", help=argparse.SUPPRESS)  # the older spelling, kept working
     p.add_argument("--config", action="append", help="fit config(s) to read the model settings from (repeatable)")
     p.add_argument("--model_name", help="open_clip architecture (default ViT-B-16, or the config's)")
-    p.add_argument("--pretrained", help="open_clip tag or weights file (default openai, or the config's)")
+    p.add_argument(
+        "--pretrained",
+        help="open_clip tag (needs a download once) or a local weights file (default openai, or the config's)",
+    )
     p.add_argument("--corpus", help="entity corpus (default the model's)")
     p.add_argument("--r", type=int, help="ToMe merges per block (default the model's)")
     p.add_argument("--num_frames", type=int, help="frames per clip (default the checkpoint's/config's, else 8)")
     p.add_argument("--clips", type=int, default=1, help="temporal clips per video, scores averaged (default 1)")
-    p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--entities", type=int, default=3, help="explaining entities per class")
+    p.add_argument("--topk", type=int, default=5, help="classes per video (default 5)")
+    p.add_argument("--entities", type=int, default=3, help="explaining entities per class (default 3)")
     p.add_argument("--png-dir", dest="png_dir", help="write <video>.png with region-to-entity heatmaps here")
     p.add_argument("--json", help="also write the results as JSON")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default cuda when available)")
@@ -351,12 +363,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def is_video_predict(argv: list[str]) -> bool:
-    """``alt predict VIDEO ...`` (or ``--videos``/``--labels``/``--ckpt``): per-video prediction; else LightningCLI's.
+    """``alt predict VIDEO ...`` (or an option only it has): per-video prediction; else LightningCLI's ``predict``.
 
-    ``--ckpt`` belongs only to the per-video command (LightningCLI's is ``--ckpt_path``), so ``alt predict --ckpt X.ckpt
-    clip.mp4`` (class names from the checkpoint) is routed here too.
+    An option LightningCLI's ``predict`` lacks (``--labels``, ``--videos``, ``--png-dir``, ``--ckpt``, ...), an
+    argument that names a video file (``alt predict --ckpt_path X.ckpt clip.mp4``: class names from the checkpoint)
+    or a bare ``--help`` (this command's help; ``alt predict --config C --help`` is LightningCLI's) route here.
     """
-    if any(a.split("=")[0] in ("--videos", "--labels", "--ckpt") for a in argv):
+    from alt_lightning.data.parsers import VIDEO_EXTENSIONS
+
+    own = {o.replace("-", "_") for a in build_parser()._actions for o in a.option_strings}
+    own -= {"__config", "__ckpt_path", "_h", "__help"}
+    if any(a.split("=")[0].replace("-", "_") in own for a in argv if a.startswith("--")):
+        return True
+    if any(Path(a).suffix.lower() in VIDEO_EXTENSIONS for a in argv if not a.startswith("-")):
+        return True
+    if bool(argv) and all(a in ("-h", "--help") for a in argv):
         return True
     return bool(argv) and not argv[0].startswith("-")
 

@@ -24,19 +24,21 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``alt prepare``."""
-    from jsonargparse import ArgumentParser
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def build_parser() -> Any:
+    """Arguments of ``alt prepare``."""
+    from jsonargparse import ArgumentParser, DefaultHelpFormatter
 
-    from alt_lightning.data.prepare import PrepareError, PrepareResult, PrepareSettings, prepare_tree
+    from alt_lightning.data.prepare import PrepareSettings
+    from alt_lightning.errors import PlainHelpMixin
+
+    class HelpFormatter(PlainHelpMixin, DefaultHelpFormatter):
+        """jsonargparse's formatter, without reST markup."""
 
     d = PrepareSettings()
-    parser = ArgumentParser(prog="alt prepare", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="alt prepare", description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     parser.add_argument("source", type=str, help="dataset root to prepare (only read)")
     parser.add_argument("out", type=str, help="prepared root to write (outside the source)")
     parser.add_argument("--short_side", type=int, default=d.short_side, help="shorter side in pixels (even)")
@@ -52,7 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--overwrite", type=bool, default=False, help="re-encode videos that are already prepared")
     parser.add_argument("--failures", type=str | None, default=None, help="CSV of failures (default OUT/...)")
     parser.add_argument("--progress", type=bool, default=True, help="show a progress bar")
-    cfg = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``alt prepare``."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from alt_lightning.data.prepare import PrepareError, PrepareResult, PrepareSettings, prepare_tree
+    from alt_lightning.errors import normalize_options
+
+    cfg = build_parser().parse_args(normalize_options(list(sys.argv[1:] if argv is None else argv)))
     console = Console()
 
     try:

@@ -2,7 +2,7 @@ r"""``alt protocol``: run a paper protocol into one table and one JSON (resumabl
 
 ::
 
-    alt protocol zero-shot --ckpt K400.ckpt --config configs/model/alt_b16.yaml \
+    alt protocol zero-shot --ckpt_path K400.ckpt --config configs/model/alt_b16.yaml \
         --config configs/data/hmdb51.yaml --config configs/trainer/gpu.yaml \
         --config configs/experiments/zero_shot_hmdb51.yaml                        # splits 1, 2, 3
     alt protocol few-shot --shots 2 4 8 16 --seeds 0 1 2 --config ... --config configs/experiments/few_shot_ucf101.yaml
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from alt_lightning.commands import ArgumentParser
 from alt_lightning.protocols.report import print_results
 from alt_lightning.protocols.runner import (
     ProtocolRunner,
@@ -45,15 +46,18 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """Arguments of ``alt protocol``."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="alt protocol",
         description="Run a paper protocol (each unit through alt fit/test) into a table and a JSON; resumable. "
         "Arguments after -- go to every run.",
     )
-    sub = parser.add_subparsers(dest="protocol", required=True)
+    sub = parser.add_subparsers(dest="protocol", required=True, help="the protocol to run (or show: a results table)")
     zs = sub.add_parser("zero-shot", help="test one checkpoint (or the backbone alone) on every split of a target")
     _common(zs)
-    zs.add_argument("--ckpt", help="checkpoint to test; none: zero-shot from the backbone alone")
+    zs.add_argument(
+        "--ckpt_path", dest="ckpt", metavar="CKPT", help="checkpoint to test; none: zero-shot from the backbone alone"
+    )
+    zs.add_argument("--ckpt", dest="ckpt", help=argparse.SUPPRESS)  # the older spelling, kept working
     zs.add_argument(
         "--splits",
         nargs="+",
@@ -69,21 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fs = sub.add_parser("few-shot", help="fit + test for every K x seed")
     _common(fs)
-    fs.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16])
-    fs.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    fs.add_argument("--shots", type=int, nargs="+", default=[2, 4, 8, 16], help="videos per class K (default 2 4 8 16)")
+    fs.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="draws of the K videos (default 0 1 2)")
     fs.add_argument(
         "--manifest-pattern",
         help="read published lists instead of drawing, e.g. 'lists/train1_few_shot_{shots}.txt' ({shots}, {seed})",
     )
-    fs.add_argument("--test-on", choices=("last", "best"), default="last")
+    fs.add_argument("--test-on", choices=("last", "best"), default="last", help="checkpoint tested (default last)")
     b2n = sub.add_parser("base-to-novel", help="per seed: fit on base classes, test base and novel, harmonic mean")
     _common(b2n)
-    b2n.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    b2n.add_argument("--shots", type=int, default=16)
+    b2n.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="draws of the training videos (0 1 2)")
+    b2n.add_argument("--shots", type=int, default=16, help="training videos per base class (default 16)")
     b2n.add_argument(
         "--subset-key", help="CLI option switching base/novel (default: --data.init_args.class_subset.subset)"
     )
-    b2n.add_argument("--test-on", choices=("last", "best"), default="last")
+    b2n.add_argument("--test-on", choices=("last", "best"), default="last", help="checkpoint tested (default last)")
     show = sub.add_parser("show", help="print the table of a results file")
     show.add_argument("results", help="results.json")
     return parser

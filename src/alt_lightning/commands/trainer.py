@@ -21,7 +21,8 @@ def run(argv: list[str]) -> int:
     try:
         run_cli(argv)
     except (CheckpointMismatchError, CheckpointFormatError) as err:
-        raise SystemExit(f"alt {argv[0]}: {err}") from None
+        hint = f"\nhint: {err.hint}" if getattr(err, "hint", None) else ""
+        raise SystemExit(f"error: alt {argv[0]}: {err}{hint}") from None
     finally:
         _close_process_group()
     return 0

@@ -51,6 +51,7 @@ from alt_lightning.datamodules.samplers import (
     resume_skip_from,
     whole_video_batch_size,
 )
+from alt_lightning.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,12 @@ class VideoDataModule(pl.LightningDataModule):
                 self.hparams[key] = None if option is None else asdict(option)
         # Absolute, in the checkpoint too: `alt test --ckpt_path` from another working folder finds the data.
         self.root = Path(os.path.abspath(Path(root).expanduser()))
+        if not self.root.is_dir():
+            what = "is not a folder" if self.root.exists() else "does not exist"
+            raise UserError(
+                f"data root {root} {what} (resolved: {self.root})",
+                "set data.init_args.root (or --data.init_args.root PATH) to the dataset folder.",
+            )
         if "root" in self.hparams:
             self.hparams["root"] = str(self.root)
         self.datasets: dict[str, VideoDataset] = {}

@@ -8,6 +8,8 @@ from typing import Any
 from alt_lightning.data.parsers import parse_path_label_list, read_label_names_csv
 from alt_lightning.data.records import VideoRecord
 from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.errors import UserError
+from alt_lightning.text.classes import SHIPPED_LISTS
 from alt_lightning.text.classes import class_names as load_class_names
 
 
@@ -50,6 +52,12 @@ class VideoListDataModule(VideoDataModule):
         self.classes_spec = classes
         local = self.resolve(classes)
         spec = local if not Path(classes).is_absolute() and local.exists() else classes
+        if not Path(spec).is_file() and str(spec) not in SHIPPED_LISTS:  # name the path it was looked for at
+            raise UserError(
+                f"classes file {local} not found (classes={classes!r}, relative to the data root {root})",
+                f"put the class names there (one per line), or give a file path or a shipped list "
+                f"({', '.join(SHIPPED_LISTS)}).",
+            )
         self.dataset_classes = read_label_names_csv(spec) if str(spec).endswith(".csv") else load_class_names(spec)
 
     @property

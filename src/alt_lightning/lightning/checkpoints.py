@@ -17,6 +17,9 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch import __version__ as LIGHTNING_VERSION
 
 from alt_lightning.datamodules.legacy import upgrade_data_hparams
+from alt_lightning.errors import UserError
 
 #: LightningCLI's subcommands, which take ``--ckpt_path``.
 RUN_SUBCOMMANDS = ("fit", "validate", "test", "predict")
@@ -43,7 +47,7 @@ HEAD_FORMAT = "alt-lightning-head"
 HEAD_FORMAT_VERSION = 1
 
 
-class CheckpointFormatError(ValueError):
+class CheckpointFormatError(UserError):
     """A checkpoint path that holds no readable checkpoint (an incomplete export folder, a run folder, ...)."""
 
 
@@ -76,6 +80,55 @@ class SavedRun:
         return list(self.meta.get("class_names") or self.model_args.get("class_names") or [])
 
 
+#: What a checkpoint that cannot be read needs; never "load it with weights_only=False" (that runs its code).
+CHECKPOINT_HINT = (
+    "point it at a complete checkpoint of `alt fit`, e.g. runs/<name>/latest/checkpoints/best.ckpt (or last.ckpt)."
+)
+#: ``--ckpt_path`` values that are not files (resolved by Lightning, or ``last`` by :mod:`.resume`).
+SPECIAL_CKPT_PATHS = ("best", "last", "hpc", "registry")
+
+
+class CheckpointFileError(UserError, FileNotFoundError):
+    """A checkpoint file that cannot be read: missing, empty, truncated, or not a checkpoint."""
+
+    def __init__(self, cause: str, hint: str | None = CHECKPOINT_HINT) -> None:
+        UserError.__init__(self, cause, hint)
+
+
+def load_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """``torch.load`` of a checkpoint (tensors and plain data only), its failures named in one line.
+
+    Raises:
+        CheckpointFileError: Missing, a folder, empty, truncated, random bytes, or Python objects beyond plain data.
+    """
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise CheckpointFileError(f"checkpoint {path} does not exist")
+    if not p.is_file():
+        raise CheckpointFileError(f"checkpoint {path} is a folder, not a checkpoint file")
+    size = p.stat().st_size
+    if size == 0:
+        raise CheckpointFileError(f"checkpoint {path} is empty (0 bytes): its save or copy did not finish")
+    with open(p, "rb") as f:
+        head = f.read(4)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            saved = torch.load(p, weights_only=True, map_location="cpu")
+    except Exception as err:
+        if head.startswith(b"PK"):
+            state = "truncated" if not zipfile.is_zipfile(p) else "corrupted"
+            why = f"is {state} ({size:,} bytes; its zip archive is incomplete): its save or copy did not finish"
+        elif head[:1] == b"\x80" and isinstance(err, pickle.UnpicklingError):
+            why = "holds Python objects beyond tensors and plain data: not a checkpoint of `alt fit`"
+        else:
+            why = "is not a PyTorch checkpoint (neither a zip archive nor a pickle of tensors)"
+        raise CheckpointFileError(f"checkpoint {path} {why}") from err
+    if not isinstance(saved, dict):
+        raise CheckpointFileError(f"checkpoint {path} holds a {type(saved).__name__}, not a checkpoint's dict")
+    return saved
+
+
 def _split(hparams: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:
     """``(class path, init arguments)`` of hyper-parameters as LightningCLI saves them (with ``_class_path``)."""
     hp = dict(hparams or {})
@@ -100,16 +153,13 @@ def load_checkpoint(path: str | os.PathLike[str], weights: bool = True) -> dict[
         weights: Read the weights too (``False``: the settings only, an empty ``state_dict`` for a folder).
 
     Raises:
-        FileNotFoundError: If ``path`` does not exist.
+        CheckpointFileError: If a file is missing, empty, truncated or not a checkpoint (one line).
         CheckpointFormatError: If a folder lacks :data:`HEAD_CONFIG` or :data:`HEAD_WEIGHTS`, or its config is not
             an exported head's.
     """
-    path = Path(path)
-    if path.is_dir():
-        return _load_head_folder(path, weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} is not a file")
-    return torch.load(path, weights_only=True, map_location="cpu")
+    if Path(path).expanduser().is_dir():
+        return _load_head_folder(Path(path).expanduser(), weights)
+    return load_checkpoint_file(path)
 
 
 def _load_head_folder(folder: Path, weights: bool) -> dict[str, Any]:
@@ -210,11 +260,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> SavedRun:
     """Read a checkpoint's settings (:class:`SavedRun`); its weights are loaded by the module, not here.
 
     Raises:
-        FileNotFoundError: If ``path`` is neither a file nor a folder.
+        CheckpointFileError: If a file is missing or cannot be read (:func:`load_checkpoint_file`).
         CheckpointFormatError: If ``path`` is a folder but not an exported head.
     """
-    if not is_checkpoint_path(path):
-        raise FileNotFoundError(f"checkpoint {path} is not a file")
     return saved_run(load_checkpoint(path, weights=False), path)
 
 
@@ -233,12 +281,17 @@ def read_checkpoint_argument(argv: list[str]) -> SavedRun | None:
     """The settings of the checkpoint a LightningCLI subcommand's ``--ckpt_path`` names; ``None`` without a file.
 
     ``--ckpt_path last`` (resolved later, see :func:`alt_lightning.lightning.resume.resolve_resume`), Lightning's own
-    values (``best``, ``hpc``, ``registry``) and a missing file (Lightning's error) give ``None``.
+    values (``best``, ``hpc``, ``registry``) and remote paths give ``None``.
+
+    Raises:
+        CheckpointFileError: For a file that is missing or cannot be read (:func:`load_checkpoint_file`).
     """
     if not argv or argv[0] not in RUN_SUBCOMMANDS:
         return None
     ckpt = ckpt_path_argument(argv)
-    return read_checkpoint(ckpt) if ckpt and is_checkpoint_path(ckpt) else None
+    if not ckpt or ckpt in SPECIAL_CKPT_PATHS or ckpt.startswith("registry:") or "://" in ckpt:
+        return None
+    return read_checkpoint(ckpt)
 
 
 def user_sets_data(argv: list[str]) -> bool:

@@ -25,12 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentParser
+from jsonargparse import ArgumentParser, DefaultHelpFormatter
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import CSVLogger
 
 from alt_lightning.datamodules.base import VideoDataModule
+from alt_lightning.errors import PlainHelpMixin, normalize_options
 from alt_lightning.lightning.callbacks import PredictionWriter
 from alt_lightning.lightning.checkpoints import (
     LINKED_MODEL_ARGS,
@@ -42,7 +43,9 @@ from alt_lightning.lightning.checkpoints import (
     read_checkpoint,
     read_checkpoint_argument,
 )
+from alt_lightning.lightning.config_errors import check_config_files, parse_error
 from alt_lightning.lightning.console import quiet_console
+from alt_lightning.lightning.loggers import check_logger_extras
 from alt_lightning.lightning.module import VIDEO_COUNTS, ALTModule, expect_checkpoint
 from alt_lightning.lightning.presets import resolve_config_args
 from alt_lightning.lightning.resume import continue_csv_log, resolve_resume, same_path
@@ -98,6 +101,19 @@ def trainer_defaults(save_dir: str = "runs") -> dict[str, Any]:
     }
 
 
+class HelpFormatter(PlainHelpMixin, DefaultHelpFormatter):
+    """jsonargparse's help formatter, with descriptions and option help free of reST markup (ours and Lightning's)."""
+
+
+class ALTArgumentParser(LightningArgumentParser):
+    """Lightning's parser with :class:`HelpFormatter` by default (the ``--model.help X`` parsers are made of it too)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("prog", "alt")
+        super().__init__(*args, **kwargs)
+
+
 class ALTCLI(LightningCLI):
     """LightningCLI with ALT's links, defaults and checkpoint-restored settings.
 
@@ -109,6 +125,12 @@ class ALTCLI(LightningCLI):
 
     leading_args: tuple[str, ...] = ()
     checkpoint: SavedRun | None = None
+
+    def init_parser(self, **kwargs: Any) -> LightningArgumentParser:
+        """Lightning's parser, whose refusals :meth:`parse_arguments` turns into one line, with reST-free help."""
+        kwargs.setdefault("exit_on_error", False)
+        self.parser_class = ALTArgumentParser if self.parser_class is LightningArgumentParser else self.parser_class
+        return super().init_parser(**kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Class names and the frame count flow from the DataModule to the model, so configs never repeat them."""
@@ -140,13 +162,18 @@ class ALTCLI(LightningCLI):
         if isinstance(args, dict) or (args is not None and not isinstance(args, (list, tuple))):
             self.config = parser.parse_object(args)
             return
-        argv = resolve_config_args(list(sys.argv[1:] if args is None else args))
+        argv = resolve_config_args(normalize_options(list(sys.argv[1:] if args is None else args)))
+        check_config_files(argv)
         start = 1
         if self.leading_args and argv and argv[0] in RUN_SUBCOMMANDS:
             argv = [argv[0], *self.leading_args, *argv[1:]]
             start += len(self.leading_args)
         self.checkpoint = read_checkpoint_argument([argv[0], *argv[start:]]) if argv else None
-        self.config = parser.parse_args(checkpoint_arguments(argv, self.checkpoint, insert_at=start))
+        try:
+            self.config = parser.parse_args(checkpoint_arguments(argv, self.checkpoint, insert_at=start))
+        except argparse.ArgumentError as err:
+            sub = argv[0] if argv and argv[0] in RUN_SUBCOMMANDS else "fit"
+            raise parse_error(str(err), argv, sub, _option_keys(parser, sub)) from err
 
     def _parse_ckpt_path(self) -> None:
         """Done in :meth:`parse_arguments` instead.
@@ -171,6 +198,11 @@ class ALTCLI(LightningCLI):
         if self.subcommand and cfg is not None:
             check_weights_source(self.subcommand, cfg)
         trainer = cfg.get("trainer") if cfg is not None else None
+        loggers = trainer.get("logger") if trainer is not None else None
+        if isinstance(loggers, list) or hasattr(loggers, "class_path"):
+            check_logger_extras(
+                [getattr(lg, "class_path", "") for lg in (loggers if isinstance(loggers, list) else [loggers])]
+            )
         self.run_folder = place_run(cfg, self.subcommand) if self.subcommand and cfg is not None else None
         self.resume = resolve_resume(cfg, self.saved_run) if self.subcommand == "fit" and cfg is not None else None
         if self.run_folder is not None and os.environ.get(VERSION_ENV) is None:
@@ -323,6 +355,13 @@ class ALTCLI(LightningCLI):
         if corpus:
             line += f"  corpus: {corpus.get('name')} {corpus.get('version')} ({str(corpus.get('hash'))[:12]})"
         self.trainer.print(line)
+
+
+def _option_keys(parser: Any, subcommand: str) -> list[str]:
+    """The keys (``trainer.max_epochs``, ``model``, ...) of a subcommand's parser, for suggestions."""
+    action = getattr(parser, "_subcommands_action", None)
+    sub = action.choices.get(subcommand) if action is not None else None
+    return [a.dest for a in getattr(sub or parser, "_actions", []) if a.dest and a.dest != "help"]
 
 
 def check_weights_source(subcommand: str, cfg: Any) -> None:

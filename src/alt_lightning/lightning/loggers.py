@@ -14,6 +14,8 @@ from typing import Any
 from lightning.pytorch.loggers import MLFlowLogger as _LightningMLFlowLogger
 from lightning.pytorch.loggers import WandbLogger as _LightningWandbLogger
 
+from alt_lightning.errors import MissingExtraError
+
 
 def require_extra(module: str, extra: str, what: str) -> None:
     """Stop in one line when an optional package is not installed.
@@ -24,14 +26,34 @@ def require_extra(module: str, extra: str, what: str) -> None:
         what: What needs it, for the message.
 
     Raises:
-        ModuleNotFoundError: Naming the package, the extra and the config piece to leave out instead.
+        MissingExtraError: (a ``ModuleNotFoundError``) naming the package, the extra and the config piece to leave
+            out instead; the ``alt`` command prints it as one line and a hint.
     """
     if importlib.util.find_spec(module) is None:
-        raise ModuleNotFoundError(
-            f"{what} needs the '{module}' package, which is not installed: pip install 'alt-lightning[{extra}]' "
-            f"(or leave configs/trainer/{extra}.yaml out of the command).",
+        raise MissingExtraError(
+            f"{what} needs the '{module}' package, which is not installed",
+            f"pip install 'alt-lightning[{extra}]' (or leave configs/trainer/{extra}.yaml out of the command).",
             name=module,
         )
+
+
+#: Logger class name -> (package, extra, what needs it): the optional trackers.
+OPTIONAL_LOGGERS = {
+    "WandbLogger": ("wandb", "wandb", "The Weights & Biases logger (trainer.logger: WandbLogger)"),
+    "MLFlowLogger": ("mlflow", "mlflow", "The MLflow logger (trainer.logger: MLFlowLogger)"),
+}
+
+
+def check_logger_extras(class_paths: list[str]) -> None:
+    """Before anything is built: every optional logger named (ours or Lightning's) has its package installed.
+
+    Raises:
+        MissingExtraError: For the first one that has not (config parsers would bury it in a longer message).
+    """
+    for class_path in class_paths:
+        found = OPTIONAL_LOGGERS.get(str(class_path).rsplit(".", 1)[-1])
+        if found is not None:
+            require_extra(*found)
 
 
 class WandbLogger(_LightningWandbLogger):
@@ -43,7 +65,7 @@ class WandbLogger(_LightningWandbLogger):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        require_extra("wandb", "wandb", "The Weights & Biases logger (trainer.logger: WandbLogger)")
+        require_extra(*OPTIONAL_LOGGERS["WandbLogger"])
         super().__init__(**kwargs)
 
 
@@ -56,5 +78,5 @@ class MLFlowLogger(_LightningMLFlowLogger):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        require_extra("mlflow", "mlflow", "The MLflow logger (trainer.logger: MLFlowLogger)")
+        require_extra(*OPTIONAL_LOGGERS["MLFlowLogger"])
         super().__init__(**kwargs)

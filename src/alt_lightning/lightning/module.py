@@ -27,6 +27,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 
 import alt_lightning
+from alt_lightning.errors import UserError
 from alt_lightning.lightning.checkpoints import load_checkpoint
 from alt_lightning.lightning.metrics import aggregate_views, count_videos, gather_variable, video_metrics
 from alt_lightning.model.adapter import AdapterConfig
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 VIDEO_COUNTS = ("listed", "evaluated", "failed", "missing", "not_run")
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(UserError, RuntimeError):
     """A checkpoint does not fit the model built to load it (other backbone, other class, other settings)."""
 
 
@@ -704,13 +705,29 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
         if fitting and checkpoint.get("alt_train_metrics"):
             self.restore_train_metric_counts(checkpoint["alt_train_metrics"])
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-        if missing or unexpected:
-            saved = str((checkpoint.get("hyper_parameters") or {}).get("_class_path") or "")
+        reshaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or reshaped:
+            hparams = checkpoint.get("hyper_parameters") or {}
+            saved = str(hparams.get("_class_path") or "")
             mine = f"{type(self).__module__}.{type(self).__qualname__}"
+            differ = weight_setting_differences(hparams, dict(self.hparams))
             if saved and saved.rsplit(".", 1)[-1] != type(self).__qualname__:
                 fix = f"test it with --model.class_path {saved}"
             else:
                 fix = "build the model with the checkpoint's settings (adapter layers/heads, align, region)"
+            if differ and not (saved and saved.rsplit(".", 1)[-1] != type(self).__qualname__):
+                settings = "; ".join(f"{k}: checkpoint {a!r}, this model {b!r}" for k, a, b in differ)
+                raise CheckpointMismatchError(
+                    f"the model settings differ from the checkpoint's: {settings}",
+                    "set them as the checkpoint has them (or leave them out: alt test/predict restore them from the "
+                    "checkpoint).",
+                )
+            if reshaped and not (missing or unexpected):
+                k = reshaped[0]
+                raise CheckpointMismatchError(
+                    f"the checkpoint's weights do not fit {mine}: {k} is {tuple(state[k].shape)} there, "
+                    f"{tuple(own[k].shape)} here; {fix}."
+                )
             raise CheckpointMismatchError(
                 f"the checkpoint's weights (class {saved or 'unrecorded'}) do not fit {mine}: missing {missing[:3]}, "
                 f"unexpected {unexpected[:3]}; {fix}."
@@ -737,6 +754,57 @@ class ALTModule(pl.LightningModule, ALTParts, metaclass=BuildAfterInit):
                     f"with) but data.num_frames={own.shape[0]}: set data.num_frames to {saved.shape[0]} or fewer."
                 )
             state[key] = saved[: own.shape[0]]
+
+
+#: Model arguments that shape the trainable weights (compared by :func:`weight_setting_differences`).
+WEIGHT_SETTINGS = ("model_name", "encoder", "alignment", "adapter", "align", "region")
+
+
+def weight_setting_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(setting, checkpoint's value, this model's value)`` for the weight-shaping settings that differ.
+
+    Nested settings are compared key by key (``adapter.mlp_ratio``); a setting the checkpoint does not record is not
+    compared (older checkpoints), nor are settings without weights (ToMe ``r``, dropout, pooling, ...),
+    ``adapter.max_frames`` and the frame count (tables are cut to the run's frames, see
+    :meth:`ALTModule.fit_temporal_tables`).
+    """
+
+    def flat(value: Any, prefix: str) -> dict[str, Any]:
+        if is_dataclass(value) and not isinstance(value, type):
+            value = asdict(value)
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(flat(v, f"{prefix}.{k}"))
+            return out
+        return {prefix: value}
+
+    configs = {"encoder": EncoderConfig, "alignment": AlignmentConfig, "adapter": AdapterConfig}
+
+    def full(key: str, value: Any) -> Any:  # a partial dict or None as its dataclass with the defaults filled in
+        cls = configs.get(key)
+        if cls is None or is_dataclass(value):
+            return value
+        try:
+            return cls(**dict(value or {}))
+        except (TypeError, ValueError):
+            return value
+
+    a: dict[str, Any] = {}
+    b: dict[str, Any] = {}
+    for key in WEIGHT_SETTINGS:
+        if key in saved and key in current:
+            a.update(flat(full(key, saved[key]), key))
+            b.update(flat(full(key, current[key]), key))
+    skip = {
+        "adapter.max_frames",
+        "adapter.dropout",
+        "adapter.residual_init",
+        "adapter.top_m",
+        "adapter.pool",
+        "encoder.r",
+    }
+    return [(k, a[k], b[k]) for k in a if k in b and k not in skip and a[k] != b[k]]
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int, final: float = 0.0) -> Callable[[int], float]:

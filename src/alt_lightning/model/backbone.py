@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -18,6 +19,8 @@ from typing import Any
 import open_clip
 import torch
 from torch import nn
+
+from alt_lightning.errors import UserError, closest
 
 # The weights hash lives beside the text-embedding cache it also keys (text/ never imports model/); stored in
 # checkpoints as the backbone's fingerprint.
@@ -96,28 +99,40 @@ def load_clip(
     """
     register_model_configs()
     if model_name not in open_clip.list_models():
-        raise ValueError(
-            f"Unknown backbone {model_name!r}. Known: ViT-B-32, ViT-B-16, ViT-L-14, ... and our configs "
-            f"{sorted(p.stem for p in model_config_dir().glob('*.json'))}; register your own JSON config with "
-            "alt_lightning.model.backbone.register_model_configs(path)."
+        near = closest(model_name, open_clip.list_models(), n=3)
+        raise UserError(
+            f"unknown backbone model_name={model_name!r}" + (f"; close names: {', '.join(near)}" if near else ""),
+            "`alt list` shows the supported backbones (ViT-B-32, ViT-B-16, ViT-L-14, alt-tiny, ...); a JSON config of "
+            "your own is registered with alt_lightning.model.backbone.register_model_configs(path).",
         )
     if pretrained:
         is_file = Path(pretrained).expanduser().is_file()
         if not is_file and pretrained not in open_clip.list_pretrained_tags_by_model(model_name):
-            raise ValueError(
-                f"pretrained={pretrained!r} is neither a file nor a known tag of {model_name}. Known tags: "
-                f"{open_clip.list_pretrained_tags_by_model(model_name)}."
+            raise UserError(
+                f"pretrained={pretrained!r} is neither a file nor a known tag of {model_name}",
+                f"known tags: {', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'}; or give "
+                "a local weights file (pretrained: /path/to/weights.pt).",
             )
         if is_file:
             pretrained = str(Path(pretrained).expanduser())
     with torch.random.fork_rng(devices=[]), _no_random_weights_warning(not pretrained):
         if seed is not None:
             torch.manual_seed(seed)
-        model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
+        # open_clip also logs a failed download on the root logger: the error below says it, in one line.
+        quiet = _DropMessage("Failed to download")
+        logging.getLogger().addFilter(quiet)
+        try:
+            model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
+        except (RuntimeError, OSError) as err:  # FileNotFoundError, huggingface_hub's errors
+            if not pretrained or Path(pretrained).is_file() or "download" not in str(err).lower():
+                raise
+            raise download_error(model_name, pretrained, err) from err
+        finally:
+            logging.getLogger().removeFilter(quiet)
     return model.eval()
 
 
-class _DropRecord(logging.Filter):
+class _DropMessage(logging.Filter):
     """Drops log records whose message starts with ``prefix``."""
 
     def __init__(self, prefix: str) -> None:
@@ -125,7 +140,7 @@ class _DropRecord(logging.Filter):
         self.prefix = prefix
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefix)
+        return not str(record.getMessage()).startswith(self.prefix)
 
 
 @contextlib.contextmanager
@@ -134,9 +149,21 @@ def _no_random_weights_warning(asked: bool) -> Iterator[None]:
     if not asked:
         yield
         return
-    drop = _DropRecord("No pretrained weights loaded for model")
+    drop = _DropMessage("No pretrained weights loaded for model")
     logging.root.addFilter(drop)
     try:
         yield
     finally:
         logging.root.removeFilter(drop)
+
+
+def download_error(model_name: str, tag: str, err: BaseException) -> UserError:
+    """The one-line error of a pretrained tag whose weights could not be downloaded (offline, no cache)."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    why = "HF_HUB_OFFLINE is set" if offline else " ".join(str(err).split())[:160]
+    return UserError(
+        f"pretrained={tag!r} needs a download of the {model_name} weights, which failed ({why}); they are not in the "
+        "local cache",
+        "download them once with a connection, or pass a local weights file: --pretrained /path/to/weights.pt "
+        "(alt predict), model.init_args.pretrained: /path/to/weights.pt (configs).",
+    )

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 from alt_lightning.data.parsers import AnnotationError
+from alt_lightning.errors import UserError
 
 #: Names of the shipped lists (file stems under ``resources/classes``).
 SHIPPED_LISTS = (
@@ -74,13 +75,16 @@ def class_names(spec: str | Path) -> list[str]:
     """Class names of a shipped list (``"kinetics400"``, ``"ucf101"``, ...) or of a text file.
 
     Raises:
-        ValueError: If ``spec`` is neither a shipped list nor an existing file.
+        UserError: If ``spec`` is neither a shipped list nor an existing file (a ``ValueError``).
     """
     if str(spec) in SHIPPED_LISTS:
         return read_class_file(Path(str(resources.files("alt_lightning") / "resources" / "classes")) / f"{spec}.txt")
     if Path(spec).is_file():
         return read_class_file(spec)
-    raise ValueError(f"Class list {spec!r} is neither a shipped list {SHIPPED_LISTS} nor a file.")
+    raise UserError(
+        f"classes file {spec} not found (and {spec!r} is no shipped class list)",
+        f"give an existing file (one class name per line) or a shipped list: {', '.join(SHIPPED_LISTS)}.",
+    )
 
 
 def k600_novel_classes() -> list[str]:
