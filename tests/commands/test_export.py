@@ -238,7 +238,8 @@ def test_mismatches_are_refused_as_for_the_checkpoint(run: dict, tmp_path: Path,
         messages.append(_one_line(err).replace(str(source), "SOURCE"))
         code, _, stderr = _run(["predict", str(other), "--ckpt", str(source), "--pretrained", str(other)])
         assert code == 2 and stderr.count("\n") == 1
-        assert stderr.strip().replace(str(source), "SOURCE") == f"alt predict: {messages[-1].split(': ', 1)[1]}"
+        test_message = messages[-1].removeprefix("error: alt test: ")
+        assert stderr.strip().replace(str(source), "SOURCE") == f"error: alt predict: {test_message}"
     assert messages[0] == messages[1] and "fingerprint" in messages[0], messages
 
 

@@ -21,8 +21,9 @@ def run(argv: list[str]) -> int:
     try:
         run_cli(argv)
     except (CheckpointMismatchError, CheckpointFormatError) as err:
-        hint = f"\nhint: {err.hint}" if getattr(err, "hint", None) else ""
-        raise SystemExit(f"error: alt {argv[0]}: {err}{hint}") from None
+        lines = err.lines()
+        lines[0] = lines[0].replace("error: ", f"error: alt {argv[0]}: ", 1)
+        raise SystemExit("\n".join(lines)) from None
     finally:
         _close_process_group()
     return 0
