@@ -200,3 +200,19 @@ def unprivileged(tmp_path: Path):
     runner = Unprivileged(tmp_path)
     yield runner
     runner.restore()
+
+
+@pytest.fixture
+def video_opens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths the datasets open (``alt_lightning.data.dataset.open_video``), in order, while the test runs."""
+    import alt_lightning.data.dataset as dataset_module
+
+    opens: list[str] = []
+    real = dataset_module.open_video
+
+    def counting(path, *args, **kwargs):
+        opens.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "open_video", counting)
+    return opens

@@ -87,18 +87,9 @@ def test_zero_shot_is_clip_on_the_mean_frame_embedding(
 
 
 def test_views_of_a_video_are_decoded_in_one_pass_with_the_same_scores(
-    video: Path, tiny_weights: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch
+    video: Path, tiny_weights: Path, tiny_corpus: Path, video_opens: list[str]
 ) -> None:
-    import alt_lightning.data.dataset as dataset_module
-
-    opens: list[str] = []
-    real = dataset_module.open_video
-
-    def counting(path, *args, **kwargs):
-        opens.append(str(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(dataset_module, "open_video", counting)
+    opens = video_opens
     model, _ = build_model(_zero_shot_args(tiny_weights, tiny_corpus), parse_labels(LABELS))
     (pred,) = predict_videos(model, [str(video)], num_frames=4, clips=3, topk=3)
     assert opens == [str(video)]  # one open for the 3 views

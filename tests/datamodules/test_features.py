@@ -302,19 +302,10 @@ def test_cache_is_built_by_the_models_own_encode_frames(
 
 
 def test_cache_build_decodes_each_video_once_for_all_its_views(
-    synthetic_root: Path, module_kwargs: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    synthetic_root: Path, module_kwargs: dict, tmp_path: Path, video_opens: list[str]
 ) -> None:
     """The cache is built through the evaluation path: whole videos per encoder batch, each video opened once."""
-    import alt_lightning.data.dataset as dataset_module
-
-    opens: list[str] = []
-    real = dataset_module.open_video
-
-    def counting(path, *args, **kwargs):
-        opens.append(str(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(dataset_module, "open_video", counting)
+    opens = video_opens
     dm = _cached(synthetic_root, tmp_path, tmp_path / "cache", test_clips=3)  # batch_size 4: not a multiple of 3
     torch.manual_seed(0)
     model = ALTModule(class_names=dm.class_names, **module_kwargs)
