@@ -405,6 +405,9 @@ def run_cli(argv: list[str], cli_class: type[ALTCLI] = ALTCLI, **kwargs: Any) ->
     """
     quiet_console()
     version = os.environ.get(VERSION_ENV)
+    # Lightning's default (True) seeds 0 as well, with a "No seed found" warning on every run that names no seed
+    # (an `alt test --ckpt_path X` without a config): the same seed, said once in the config instead.
+    kwargs.setdefault("seed_everything_default", 0)
     try:
         return cli_class(
             ALTModule,
