@@ -129,3 +129,25 @@ def test_model_summary_drops_flops_only_when_none_were_counted(capsys) -> None:
     ModelSummary.summarize(data, 226_000, 72_100, 0.907, modes, total_flops=1_234_567)
     out = capsys.readouterr().out
     assert "1.2 M" in out and "Total FLOPs: 1.2 M" in out
+
+
+def test_lightnings_mid_epoch_resume_warning_is_filtered_by_its_exact_text() -> None:
+    """The filter matches the message as Lightning's source writes it (read from the installed file), nothing else."""
+    import inspect
+    import re
+
+    from lightning.pytorch.loops import training_epoch_loop
+
+    from alt_lightning.lightning.console import quiet_console
+
+    source = inspect.getsource(training_epoch_loop)
+    start = source.index("\"You're resuming from a checkpoint")
+    parts = re.findall(r'"([^"]*)"', source[start : source.index(")", start)])
+    message = "".join(parts)
+    assert message.startswith("You're resuming from a checkpoint that ended before the epoch ended")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_console()
+        warnings.warn(message, UserWarning, stacklevel=1)
+        warnings.warn("You're resuming from somewhere else.", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["You're resuming from somewhere else."]

@@ -28,6 +28,12 @@ WARNING_FILTERS: tuple[tuple[str, type[Warning]], ...] = (
     # their number, and ALTModule.on_train_start warns by name about any other module left in eval mode.
     (r"Found \d+ module\(s\) in eval mode at the start of training\. This may lead to unexpected behavior",
      UserWarning),
+    # Lightning warns on every mid-epoch resume whose loader has no state_dict. ALT's training loader resumes exactly
+    # without one (DeferredDataLoader and ShardSampler's skip: an interrupted and resumed fit equals an uninterrupted
+    # one bit for bit, tests/lightning/test_resume.py), so the advice to avoid mid-epoch checkpoints is wrong here.
+    (re.escape("You're resuming from a checkpoint that ended before the epoch ended and your dataloader is not "
+               "resumable."),
+     UserWarning),
 )  # fmt: skip
 
 #: Python warnings silenced by category and the module that raises them.
