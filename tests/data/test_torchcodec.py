@@ -105,6 +105,10 @@ def test_bad_files_raise_the_pyav_readers_reasons(tmp_path, video_factory, vt) -
         assert e.value.reason == reason
     with open_video(video_factory("h264.mp4", **vt.cases["h264.mp4"]), "torchcodec") as r:
         assert vt.read_indices(r.get([70, 2])) == [59, 2] and r.last_issue.startswith("index past the end")
+        with pytest.raises(IndexError, match="must be >= 0, got -1"):
+            r.get([3, -1])
+    with pytest.raises(ValueError, match=r"TorchCodecReader for .* is closed"):
+        r.get([0])
 
 
 @needs_torchcodec

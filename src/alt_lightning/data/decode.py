@@ -220,6 +220,22 @@ _ENDED = object()  # sentinel of an exhausted frame iterator
 _clock = time.monotonic  # module-level so tests can simulate a slow decoder
 
 
+def checked_indices(reader: object, indices: Sequence[int], open_: bool) -> list[int]:
+    """``indices`` as ints for a reader's ``get`` (shared by every reader class).
+
+    Raises:
+        ValueError: If the reader is closed.
+        IndexError: For a negative index.
+    """
+    path = getattr(reader, "path", "?")
+    if not open_:
+        raise ValueError(f"{type(reader).__name__} for {path!r} is closed")
+    idx = [int(i) for i in indices]
+    if any(i < 0 for i in idx):
+        raise IndexError(f"frame indices must be >= 0, got {min(idx)} for {path!r}")
+    return idx
+
+
 class VideoReader:
     """Random access to the frames of one video file (a context manager; opens the file once).
 
@@ -392,11 +408,7 @@ class VideoReader:
             VideoDecodeError: ``"timeout"``, or ``"undecodable"`` when no frame decodes at all.
             IndexError: A negative index.
         """
-        if self._container is None:
-            raise ValueError(f"VideoReader for {self.path!r} is closed")
-        idx = [int(i) for i in indices]
-        if any(i < 0 for i in idx):
-            raise IndexError(f"frame indices must be >= 0, got {min(idx)} for {self.path!r}")
+        idx = checked_indices(self, indices, open_=self._container is not None)
         self.last_issue = None
         h, w = self.size if self.size is not None else (self.info.height, self.info.width)
         if not idx:

@@ -37,6 +37,7 @@ from alt_lightning.data.decode import (
     _display_orientation,
     _open_container,
     _Orientation,
+    checked_indices,
 )
 from alt_lightning.data.parsers import os_error_reason
 
@@ -179,11 +180,7 @@ class TorchCodecReader:
             VideoDecodeError: ``"undecodable"`` when torchcodec fails on the file.
             IndexError: A negative index.
         """
-        if self._decoder is None:
-            raise ValueError(f"TorchCodecReader for {self.path!r} is closed")
-        idx = [int(i) for i in indices]
-        if any(i < 0 for i in idx):
-            raise IndexError(f"frame indices must be >= 0, got {min(idx)} for {self.path!r}")
+        idx = checked_indices(self, indices, open_=self._decoder is not None)
         self.last_issue = None
         n = self.info.num_frames
         if not idx:
