@@ -33,9 +33,13 @@ class UserError(ValueError):
         self.cause = cause
         self.hint = hint
 
-    def lines(self) -> list[str]:
-        """``error: <cause>`` and, with a hint, ``hint: <fix>`` (each on one line)."""
-        out = [f"error: {_one_line(self.cause)}"]
+    def lines(self, where: str | None = None) -> list[str]:
+        """``error: <cause>`` and, with a hint, ``hint: <fix>`` (each on one line).
+
+        Args:
+            where: What raised it, put before the cause (``"alt test"`` gives ``error: alt test: <cause>``).
+        """
+        out = [f"error: {where + ': ' if where else ''}{_one_line(self.cause)}"]
         if self.hint:
             out.append(f"hint: {_one_line(self.hint)}")
         return out

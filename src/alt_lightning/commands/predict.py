@@ -407,9 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, data = build_model(args, labels)
     except (CheckpointMismatchError, CheckpointFormatError) as err:  # as `alt test --ckpt_path` says it
-        lines = err.lines()
-        lines[0] = lines[0].replace("error: ", "error: alt predict: ", 1)
-        Console(stderr=True, highlight=False).print(escape("\n".join(lines)), soft_wrap=True)
+        Console(stderr=True, highlight=False).print(escape("\n".join(err.lines("alt predict"))), soft_wrap=True)
         return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)

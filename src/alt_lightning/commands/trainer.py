@@ -21,9 +21,7 @@ def run(argv: list[str]) -> int:
     try:
         run_cli(argv)
     except (CheckpointMismatchError, CheckpointFormatError) as err:
-        lines = err.lines()
-        lines[0] = lines[0].replace("error: ", f"error: alt {argv[0]}: ", 1)
-        raise SystemExit("\n".join(lines)) from None
+        raise SystemExit("\n".join(err.lines(f"alt {argv[0]}"))) from None
     finally:
         _close_process_group()
     return 0
