@@ -6,15 +6,30 @@ Raise a :class:`UserError` (or a subclass) wherever a wrong path, name, key or f
 catches ``ValueError`` around a user's input keeps doing so. Config parsers (jsonargparse) wrap what a constructor
 raises into their own errors; :func:`find_user_error` finds the user's error inside such a chain. Help text made
 from docstrings goes through :func:`plain_text` (no reST markup in ``--help``), and option names typed with ``-`` or
-``_`` are one option (:func:`normalize_options`).
+``_`` are one option (:func:`normalize_options`). Log records the user should not read (a dependency's lines that
+say nothing about the run) are dropped by :class:`DropMessages`.
 """
 
 from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import re
 from collections.abc import Iterable
+
+
+class DropMessages(logging.Filter):
+    """A logging filter that drops records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record unless its message starts with one of the prefixes."""
+        return not str(record.getMessage()).startswith(self.prefixes)
+
 
 #: Set to ``1`` to see tracebacks of user errors (as ``alt --debug``).
 DEBUG_ENV = "ALT_DEBUG"

@@ -12,6 +12,8 @@ import logging
 import re
 import warnings
 
+from alt_lightning.errors import DropMessages
+
 #: Python warnings silenced, by exact message (a regular expression matched at the start of the message).
 WARNING_FILTERS: tuple[tuple[str, type[Warning]], ...] = (
     # torch >= 2.10 deprecated LeafSpec; Lightning 2.6 (lightning/pytorch/utilities/_pytree.py) still builds one for
@@ -54,18 +56,7 @@ INFO_FILTERS: tuple[str, ...] = (
 )
 
 
-class _DropMessages(logging.Filter):
-    """Drops log records whose message starts with one of ``prefixes``."""
-
-    def __init__(self, prefixes: tuple[str, ...]) -> None:
-        super().__init__()
-        self.prefixes = prefixes
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith(self.prefixes)
-
-
-_INFO_FILTER = _DropMessages(INFO_FILTERS)
+_INFO_FILTER = DropMessages(*INFO_FILTERS)
 
 
 def quiet_console() -> None:

@@ -20,7 +20,7 @@ import open_clip
 import torch
 from torch import nn
 
-from alt_lightning.errors import UserError, closest
+from alt_lightning.errors import DropMessages, UserError, closest
 
 # The weights hash lives beside the text-embedding cache it also keys (text/ never imports model/); stored in
 # checkpoints as the backbone's fingerprint.
@@ -119,7 +119,7 @@ def load_clip(
         if seed is not None:
             torch.manual_seed(seed)
         # open_clip also logs a failed download on the root logger: the error below says it, in one line.
-        quiet = _DropMessage("Failed to download")
+        quiet = DropMessages("Failed to download")
         logging.getLogger().addFilter(quiet)
         try:
             model = open_clip.create_model(model_name, pretrained=pretrained or None, device=device)
@@ -132,24 +132,13 @@ def load_clip(
     return model.eval()
 
 
-class _DropMessage(logging.Filter):
-    """Drops log records whose message starts with ``prefix``."""
-
-    def __init__(self, prefix: str) -> None:
-        super().__init__()
-        self.prefix = prefix
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.getMessage()).startswith(self.prefix)
-
-
 @contextlib.contextmanager
 def _no_random_weights_warning(asked: bool) -> Iterator[None]:
     """Without weights asked for, open_clip's "No pretrained weights loaded" (root logger) states the request."""
     if not asked:
         yield
         return
-    drop = _DropMessage("No pretrained weights loaded for model")
+    drop = DropMessages("No pretrained weights loaded for model")
     logging.root.addFilter(drop)
     try:
         yield
